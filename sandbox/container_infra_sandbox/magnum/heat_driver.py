@@ -1,0 +1,383 @@
+"""Heat-era Magnum drivers of the sandbox: Kubernetes and swarm-mode.
+
+A cluster is a real Heat stack shaped like the stacks of the Heat drivers that
+Magnum removed (k8s_fedora_coreos_v1, swarm_fedora_atomic_v2): same stack and
+resource names, same outputs. Servers are only servers: no control plane runs.
+Non-default nodegroups get their own stack of workers.
+"""
+
+import dataclasses
+import os
+import re
+
+from heatclient import exc as heat_exc
+from magnum.common import exception
+from magnum.drivers.common import driver
+from magnum.objects import fields
+from oslo_log import log as logging
+
+from container_infra_sandbox.magnum import common
+
+LOG = logging.getLogger(__name__)
+S = fields.ClusterStatus
+TEMPLATE_DIR = os.path.join(os.path.dirname(__file__), "templates")
+# The resource that fails a stack on purpose (see the cluster templates).
+FAULT_RESOURCE = "sandbox_fault"
+UUID_RE = re.compile(r"^[0-9a-f]{8}(-?[0-9a-f]{4}){3}-?[0-9a-f]{12}$", re.I)
+
+
+@dataclasses.dataclass(frozen=True)
+class StackLayout:
+    """Names that differ between the Kubernetes and the swarm-mode stacks."""
+
+    template: str
+    nested: tuple
+    nodes_count_param: str
+    nodes_image_param: str
+    nodes_flavor_param: str
+    nodes_remove_param: str
+    master_outputs: tuple
+    node_output: str
+    complete_reason: str
+
+    def master_count_params(self, count):
+        raise NotImplementedError
+
+    def files(self):
+        """The template and the nested templates it names, as Heat wants."""
+        return _read(self.template), {name: _read(name) for name in self.nested}
+
+
+def _read(name):
+    with open(os.path.join(TEMPLATE_DIR, name), encoding="utf-8") as f:
+        return f.read()
+
+
+class KubernetesLayout(StackLayout):
+    def master_count_params(self, count):
+        return {"number_of_masters": count}
+
+
+class SwarmModeLayout(StackLayout):
+    def master_count_params(self, count):
+        # The primary master is a group of one; the rest are secondaries.
+        return {"number_of_secondary_masters": max(count - 1, 0)}
+
+
+KUBERNETES = KubernetesLayout(
+    template="kubecluster.yaml",
+    nested=("kubemaster.yaml", "kubeminion.yaml"),
+    nodes_count_param="number_of_minions",
+    nodes_image_param="minion_image",
+    nodes_flavor_param="minion_flavor",
+    nodes_remove_param="minions_to_remove",
+    master_outputs=("kube_masters",),
+    node_output="kube_minions",
+    complete_reason=(
+        "Stack CREATE completed successfully. The sandbox runs "
+        "no Kubernetes control plane: the nodes are servers "
+        "only."
+    ),
+)
+
+SWARM_MODE = SwarmModeLayout(
+    template="swarmcluster.yaml",
+    nested=("swarmmaster.yaml", "swarmnode.yaml"),
+    nodes_count_param="number_of_nodes",
+    nodes_image_param="node_image",
+    nodes_flavor_param="node_flavor",
+    nodes_remove_param="nodes_to_remove",
+    master_outputs=("swarm_primary_master", "swarm_secondary_masters"),
+    node_output="swarm_nodes",
+    complete_reason=(
+        "Stack CREATE completed successfully. The sandbox forms "
+        "no Docker Swarm yet: the nodes are servers only."
+    ),
+)
+
+
+class _HeatDriver(common.NoFederation, driver.Driver):
+    """The lifecycle of a cluster as Heat stacks; subclasses give the layout."""
+
+    layout = None
+
+    # Stack creation and changes
+
+    def create_cluster(self, context, cluster, cluster_create_timeout):
+        template = common.cluster_template(context, cluster)
+        params = self._common_params(cluster, template)
+        params.update(self._master_params(cluster))
+        params.update(self._worker_params(cluster.default_ng_worker))
+        params["sandbox_fail_reason"] = common.fail_reason(cluster, template)
+        stack = self._create_stack(context, common.heat_stack_name(cluster), params, cluster_create_timeout)
+        cluster.stack_id = stack["stack"]["id"]
+
+    def create_nodegroup(self, context, cluster, nodegroup):
+        template = common.cluster_template(context, cluster)
+        params = self._common_params(cluster, template)
+        params.update(self._worker_params(nodegroup))
+        params["is_cluster_stack"] = False
+        params["worker_role"] = nodegroup.role
+        params["sandbox_fail_reason"] = (nodegroup.labels or {}).get(common.FAIL_LABEL, "")
+        stack = self._create_stack(
+            context, common.heat_stack_name(cluster, nodegroup), params, cluster.create_timeout
+        )
+        nodegroup.stack_id = stack["stack"]["id"]
+
+    def update_cluster(self, context, cluster, scale_manager=None, rollback=False):
+        # The legacy update API only ever scaled the default workers.
+        worker = cluster.default_ng_worker
+        self._update_stack(
+            context,
+            worker.stack_id or cluster.stack_id,
+            {self.layout.nodes_count_param: worker.node_count},
+            rollback,
+        )
+
+    def resize_cluster(self, context, cluster, resize_manager, node_count, nodes_to_remove, nodegroup=None):
+        nodegroup = nodegroup or cluster.default_ng_worker
+        params = {self.layout.nodes_count_param: node_count}
+        if nodes_to_remove:
+            params[self.layout.nodes_remove_param] = ",".join(_group_members(context, nodes_to_remove))
+        self._update_stack(context, nodegroup.stack_id or cluster.stack_id, params, rollback=False)
+
+    def upgrade_cluster(
+        self,
+        context,
+        cluster,
+        cluster_template,
+        max_batch_size,
+        nodegroup,
+        scale_manager=None,
+        rollback=False,
+    ):
+        image = cluster_template.image_id
+        params = {self.layout.nodes_image_param: image}
+        if nodegroup.is_default:
+            # Both default nodegroups live in the cluster's stack.
+            params["master_image"] = image
+            cluster.cluster_template_id = cluster_template.uuid
+            for ng in cluster.nodegroups:
+                if ng.is_default and ng.id != nodegroup.id:
+                    ng.image_id = image
+                    ng.status = S.UPDATE_IN_PROGRESS
+                    ng.save()
+        nodegroup.image_id = image
+        # Nova rebuilds each server with the new image (Heat's default
+        # image_update_policy), keeping names, ports and floating IPs.
+        self._update_stack(context, nodegroup.stack_id or cluster.stack_id, params, rollback)
+
+    def update_nodegroup(self, context, cluster, nodegroup):
+        # Only min/max node counts change here; nothing to ask of Heat.
+        nodegroup.save()
+
+    def delete_nodegroup(self, context, cluster, nodegroup):
+        nodegroup.status = S.DELETE_IN_PROGRESS
+        nodegroup.save()
+        if nodegroup.stack_id:
+            _delete_stack(common.heat(context), nodegroup.stack_id)
+
+    def delete_cluster(self, context, cluster):
+        hc = common.heat(context)
+        for ng in cluster.nodegroups:
+            if not ng.is_default and ng.stack_id:
+                _delete_stack(hc, ng.stack_id)
+            # Without a stack (creation failed before Heat saw it) there is
+            # nothing to wait for.
+            has_stack = ng.stack_id or (ng.is_default and cluster.stack_id)
+            ng.status = S.DELETE_IN_PROGRESS if has_stack else S.DELETE_COMPLETE
+            ng.save()
+        if cluster.stack_id:
+            _delete_stack(hc, cluster.stack_id)
+
+    def _create_stack(self, context, name, params, timeout):
+        template, files = self.layout.files()
+        fields = {"stack_name": name, "template": template, "files": files, "parameters": params}
+        if timeout:
+            fields["timeout_mins"] = timeout
+        LOG.info("Creating stack %s with %s", name, params)
+        # Rollback would delete the servers of a failed stack: keep them to look at, as Magnum did.
+        return common.heat(context).stacks.create(disable_rollback=True, **fields)
+
+    def _update_stack(self, context, stack_id, params, rollback):
+        LOG.info("Updating stack %s with %s", stack_id, params)
+        common.heat(context).stacks.update(
+            stack_id, existing=True, parameters=params, disable_rollback=not rollback
+        )
+
+    def _common_params(self, cluster, template):
+        fip = common.floating_ip_enabled(cluster, template)
+        if fip and not template.external_network_id:
+            raise exception.InvalidParameterValue(
+                "floating_ip_enabled needs the cluster template to name an "
+                "external_network; set one or disable floating IPs."
+            )
+        return {
+            "is_cluster_stack": True,
+            "cluster_uuid": cluster.uuid,
+            "ssh_key_name": common.keypair(cluster, template),
+            "fixed_network": common.fixed_network(cluster, template),
+            "fixed_subnet": common.fixed_subnet(cluster, template),
+            "external_network": template.external_network_id or "",
+            "floating_ip_enabled": fip,
+        }
+
+    def _master_params(self, cluster):
+        master = cluster.default_ng_master
+        params = {"master_image": master.image_id, "master_flavor": master.flavor_id}
+        params.update(self.layout.master_count_params(master.node_count))
+        return params
+
+    def _worker_params(self, nodegroup):
+        return {
+            self.layout.nodes_image_param: nodegroup.image_id,
+            self.layout.nodes_flavor_param: nodegroup.flavor_id,
+            self.layout.nodes_count_param: nodegroup.node_count,
+        }
+
+    # Status synchronisation (the conductor's periodic task, admin context)
+
+    def update_cluster_status(self, context, cluster, use_admin_ctx=False):
+        if cluster.stack_id is None and cluster.status == S.CREATE_IN_PROGRESS:
+            # The conductor has not stored the stack id yet.
+            return
+        template = common.cluster_template(context, cluster)
+        poller = _StackPoller(common.heat(context), cluster, template, self.layout)
+        statuses = [s for s in map(poller.poll, cluster.nodegroups) if s]
+        common.aggregate_status(cluster, statuses, self.layout.complete_reason)
+        cluster.save()
+
+
+class _StackPoller:
+    """Copies each nodegroup's stack status and outputs to Magnum's objects."""
+
+    def __init__(self, hc, cluster, template, layout):
+        self.hc = hc
+        self.cluster = cluster
+        self.template = template
+        self.layout = layout
+        self.fip = common.floating_ip_enabled(cluster, template)
+        self._stacks = {}
+
+    def poll(self, ng):
+        stack_id = ng.stack_id or (self.cluster.stack_id if ng.is_default else None)
+        if stack_id:
+            stack = self._stack(stack_id)
+            if stack is None:
+                self._missing_stack(ng)
+            elif stack.stack_status == S.DELETE_COMPLETE and not ng.is_default:
+                ng.destroy()
+                return None
+            else:
+                self._copy_stack(ng, stack)
+        return common.NodegroupStatus(ng.name, ng.status, ng.status_reason, ng.is_default)
+
+    def _stack(self, stack_id):
+        # Both default nodegroups share the cluster's stack: fetch it once.
+        if stack_id not in self._stacks:
+            try:
+                stack = self.hc.stacks.get(stack_id, resolve_outputs=False)
+                if stack.stack_status in common.COMPLETE_STATES:
+                    # Outputs are costly for Heat: only resolve them once
+                    # the stack has settled.
+                    stack = self.hc.stacks.get(stack_id, resolve_outputs=True)
+            except heat_exc.HTTPNotFound:
+                stack = None
+            self._stacks[stack_id] = stack
+        return self._stacks[stack_id]
+
+    def _missing_stack(self, ng):
+        new = {
+            S.DELETE_IN_PROGRESS: S.DELETE_COMPLETE,
+            S.CREATE_IN_PROGRESS: S.CREATE_FAILED,
+            S.UPDATE_IN_PROGRESS: S.UPDATE_FAILED,
+        }.get(ng.status)
+        if new:
+            ng.status = new
+            ng.status_reason = "Stack %s not found in Heat." % (ng.stack_id or self.cluster.stack_id)
+            ng.save()
+
+    def _copy_stack(self, ng, stack):
+        ng.status = stack.stack_status
+        ng.status_reason = _stack_reason(stack)
+        if stack.stack_status in common.COMPLETE_STATES:
+            self._copy_outputs(ng, _outputs(stack))
+        ng.save()
+
+    def _copy_outputs(self, ng, outputs):
+        if ng.role == "master" and ng.is_default:
+            keys = self.layout.master_outputs
+            self.cluster.api_address = outputs.get("api_address")
+        else:
+            keys = (self.layout.node_output,)
+        private = [ip for k in keys for ip in outputs.get(k + "_private") or []]
+        public = [ip for k in keys for ip in outputs.get(k) or []]
+        ng.node_addresses = [ip for ip in (public if self.fip else private) if ip]
+        ng.node_count = len(private)
+
+
+def _outputs(stack):
+    return {o["output_key"]: o.get("output_value") for o in getattr(stack, "outputs", None) or []}
+
+
+def _stack_reason(stack):
+    """Heat's reason, or the injected one when the fault resource failed it."""
+    reason = stack.stack_status_reason
+    if stack.stack_status.endswith("_FAILED") and FAULT_RESOURCE in (reason or ""):
+        injected = (stack.parameters or {}).get("sandbox_fail_reason")
+        return injected or reason
+    return reason
+
+
+def _delete_stack(hc, stack_id):
+    try:
+        hc.stacks.delete(stack_id)
+    except heat_exc.HTTPNotFound:
+        LOG.info("Stack %s is already gone", stack_id)
+
+
+def _group_members(context, nodes):
+    """ResourceGroup members for removal_policies from server ids or names.
+
+    Each group member's reference id is its server's id (the nested
+    templates' OS::stack_id output), so names are turned into ids; a bare
+    member index such as '2' is passed through as Heat understands it.
+    """
+    compute = None
+    members = []
+    for node in nodes:
+        if UUID_RE.match(node) or node.isdigit():
+            members.append(node)
+            continue
+        compute = compute or common.sdk(context).compute
+        server = compute.find_server(node, ignore_missing=True)
+        if server is None:
+            raise exception.InvalidParameterValue(f"nodes_to_remove: no server named {node} in this project.")
+        members.append(server.id)
+    return members
+
+
+class KubernetesHeatDriver(_HeatDriver):
+    """sandbox_k8s_heat: Kubernetes on Fedora CoreOS, as a Heat stack."""
+
+    layout = KUBERNETES
+
+    @property
+    def provides(self):
+        return [
+            {"server_type": server_type, "os": "fedora-coreos", "coe": "kubernetes"}
+            for server_type in ("vm", "bm")
+        ]
+
+
+class SwarmModeHeatDriver(_HeatDriver):
+    """sandbox_swarm_heat: swarm-mode on Fedora CoreOS, as a Heat stack."""
+
+    layout = SWARM_MODE
+
+    @property
+    def provides(self):
+        return [
+            {"server_type": server_type, "os": "fedora-coreos", "coe": "swarm-mode"}
+            for server_type in ("vm", "bm")
+        ]

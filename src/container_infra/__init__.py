@@ -1,0 +1,1 @@
+"""container-infra: OpenStack bare metal to container clusters, with Ansible."""

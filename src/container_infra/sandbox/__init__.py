@@ -1,0 +1,1 @@
+"""The embedded sandbox cloud (its CLI side; the plugins live in sandbox/)."""

@@ -1,0 +1,191 @@
+"""The sandbox's verbs: up, down, status, logs, reset."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import requests
+
+from container_infra.sandbox import bootstrap, clouds, configs, install, seed
+from container_infra.sandbox.layout import APIS, FAULT_ADMIN_PORT, MARIADB_PORT, RABBIT_PORT, Layout
+from container_infra.sandbox.supervisor import Supervisor, kill_strays, programs, sandbox_pids
+
+Report = Callable[[str], None]
+
+
+class SandboxError(RuntimeError):
+    """Something stopped the sandbox from coming up or going down; the message says what to do."""
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    state: str
+    detail: str
+    url: str
+
+
+def _program_failed(supervisor: Supervisor, layout: Layout, name: str) -> Callable[[], str | None]:
+    def check() -> str | None:
+        state = supervisor.statuses().get(name, ("UNKNOWN", ""))[0]
+        if state in ("EXITED", "FATAL", "BACKOFF"):
+            tail = bootstrap.read_log_tail(layout.log / f"{name}.log")
+            return f"it is {state}; last lines of {layout.log / (name + '.log')}:\n{tail}"
+        return None
+
+    return check
+
+
+def _wait_http(url: str, name: str, timeout: float, failed: Callable[[], str | None]) -> None:
+    """Wait until the service answers HTTP (gunicorn accepts before its worker has loaded the app)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        try:
+            if requests.get(url, timeout=30).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        problem = failed()
+        if problem:
+            raise SandboxError(f"{name} did not start: {problem}")
+        if time.monotonic() > deadline:
+            raise SandboxError(f"{name} did not answer at {url} within {timeout:.0f} s; see `container-infra "
+                               f"sandbox logs {name}`")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 2.0)
+
+
+def up(layout: Layout, report: Report) -> dict[str, float]:
+    """Install (once), configure, start and seed the sandbox; returns the seconds each phase took."""
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal started
+        now = time.monotonic()
+        timings[name] = round(now - started, 1)
+        report(f"{name}: {timings[name]:.1f} s")
+        started = now
+
+    install.install_debian_packages(report)
+    install.ensure_venv(layout, report)
+    phase("install")
+
+    bootstrap.prepare_dirs(layout)
+    secrets = bootstrap.load_or_create_secrets(layout)
+    configs.write_all(layout, secrets)
+    bootstrap.prepare_mariadb(layout)
+    bootstrap.prepare_rabbitmq(layout, secrets)
+    supervisor = Supervisor(layout)
+    supervisor.ensure_started()
+    supervisor.start("mariadb", "rabbitmq")
+    bootstrap.wait_for_port(MARIADB_PORT, "mariadb", 60, _program_failed(supervisor, layout, "mariadb"))
+    bootstrap.create_databases(layout, secrets)
+    bootstrap.migrate_databases(layout, report)
+    bootstrap.wait_for_port(RABBIT_PORT, "rabbitmq", 90, _program_failed(supervisor, layout, "rabbitmq"))
+    phase("databases")
+
+    bootstrap.keystone_bootstrap(layout, secrets)
+    supervisor.start("keystone", "fault-proxy")
+    keystone_url = f"http://127.0.0.1:{APIS[0].internal_port}/v3"
+    _wait_http(keystone_url, "keystone", 120, _program_failed(supervisor, layout, "keystone"))
+    bootstrap.wait_for_port(FAULT_ADMIN_PORT, "fault-proxy", 30, _program_failed(supervisor, layout, "fault-proxy"))
+    conn = bootstrap.admin_connection(secrets)
+    bootstrap.ensure_catalog(conn, secrets)
+    phase("keystone")
+
+    rest = [program.name for program in programs(layout) if program.phase == 2]
+    supervisor.start(*rest)
+    with ThreadPoolExecutor(max_workers=len(APIS)) as pool:
+        futures = [
+            pool.submit(_wait_http, api.url("internal").split("/%")[0].rstrip("/") + "/", api.program, 240,
+                        _program_failed(supervisor, layout, api.program))
+            for api in APIS[1:]
+        ]
+        for future in futures:
+            future.result()
+    phase("services")
+
+    seed_data = seed.load_seed(layout.source / "seed.yaml")
+    passwords = {"admin": secrets["admin"], "demo": secrets["demo"]}
+    seed.apply_seed(conn, seed_data, passwords, report)
+    _wait_for_compute_and_shares(conn, supervisor, layout)
+    path = clouds.write_clouds(passwords)
+    report(f"clouds.yaml entries 'sandbox' and 'sandbox-admin' are in {path}")
+    phase("seed")
+    return timings
+
+
+def _wait_for_compute_and_shares(conn, supervisor: Supervisor, layout: Layout, timeout: float = 120) -> None:
+    """Servers and shares can be created once the compute host and the share pool are known."""
+    from manilaclient import client as manila_client
+
+    manila = manila_client.Client("2.65", session=conn.session, service_type="sharev2",
+                                  endpoint_type="internalURL", region_name=conn.config.region_name)
+    deadline = time.monotonic() + timeout
+    checks = {
+        "nova-compute": lambda: any(True for _ in conn.compute.hypervisors()),
+        "manila-share": lambda: bool(manila.pools.list()),
+    }
+    delay = 0.5
+    while checks:
+        for name, check in list(checks.items()):
+            if check():
+                del checks[name]
+            else:
+                problem = _program_failed(supervisor, layout, name)()
+                if problem:
+                    raise SandboxError(f"{name} did not start: {problem}")
+        if checks and time.monotonic() > deadline:
+            raise SandboxError(f"{', '.join(checks)} did not register within {timeout:.0f} s; see "
+                               f"`container-infra sandbox logs {next(iter(checks))}`")
+        if checks:
+            time.sleep(delay)
+            delay = min(delay * 1.5, 3)
+
+
+def down(layout: Layout) -> list[int]:
+    """Stop every process of the sandbox; returns the pids of strays that had to be killed."""
+    supervisor = Supervisor(layout)
+    supervisor.shutdown()
+    return kill_strays(layout)
+
+
+def status(layout: Layout) -> list[ServiceStatus]:
+    supervisor = Supervisor(layout)
+    states = supervisor.statuses()
+    urls = {api.program: api.url("public") for api in APIS}
+    urls["fault-proxy"] = f"http://127.0.0.1:{FAULT_ADMIN_PORT}"
+    urls["mariadb"] = f"mysql://127.0.0.1:{MARIADB_PORT}"
+    urls["rabbitmq"] = f"amqp://127.0.0.1:{RABBIT_PORT}"
+    result = []
+    for program in programs(layout):
+        state, detail = states.get(program.name, ("STOPPED", "supervisord is not running"))
+        result.append(ServiceStatus(program.name, state, detail, urls.get(program.name, "")))
+    return result
+
+
+def reset(layout: Layout) -> None:
+    """Stop everything and wipe the sandbox's state; the services' venv is kept for a warm next up."""
+    down(layout)
+    leftovers = sandbox_pids(layout)
+    if leftovers:
+        raise SandboxError(f"processes {leftovers} of the sandbox are still running; stop them and retry")
+    for path in layout.state_dirs:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    clouds.remove_clouds()
+
+
+def log_path(layout: Layout, service: str):
+    names = [program.name for program in programs(layout)]
+    if service not in names:
+        raise SandboxError(f"no service {service!r} in the sandbox; choose one of: {', '.join(names)}")
+    return layout.log / f"{service}.log"

@@ -1,0 +1,353 @@
+"""The sandbox's Magnum drivers: naming, status rules and Heat templates, without a cloud.
+
+Runs only where Magnum and Heat import (the services' environment); the toolkit's own
+environment skips it. The drivers' behaviour against real services is covered by the
+integration tests that use the sandbox cloud.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import types
+from unittest import mock
+
+import pytest
+
+pytest.importorskip("magnum")
+pytest.importorskip("heat")
+
+from container_infra_sandbox.magnum import capi_driver, common, heat_driver
+
+S = common.S
+
+
+def _cluster(**kw):
+    values = {
+        "name": "drv-Test_cluster.one",
+        "uuid": "6e0f3a6c-3a45-4b6f-9a57-1f3b1c2e4d5f",
+        "stack_id": "kube-ab12c",
+        "status": S.CREATE_IN_PROGRESS,
+        "status_reason": None,
+        "labels": {},
+        "fixed_network": None,
+        "fixed_subnet": None,
+        "floating_ip_enabled": True,
+        "keypair": "kp",
+        "project_id": "p1",
+        "api_address": None,
+    }
+    values.update(kw)
+    return types.SimpleNamespace(**values)
+
+
+def _template(**kw):
+    values = {
+        "labels": {},
+        "fixed_network": None,
+        "fixed_subnet": None,
+        "floating_ip_enabled": True,
+        "keypair_id": None,
+        "external_network_id": "public",
+    }
+    values.update(kw)
+    return types.SimpleNamespace(**values)
+
+
+def _ng(name, role="worker", status=S.CREATE_IN_PROGRESS, node_count=1, is_default=True, labels=None):
+    return mock.Mock(
+        name=name,
+        role=role,
+        status=status,
+        status_reason=None,
+        node_count=node_count,
+        is_default=is_default,
+        labels=labels or {},
+        node_addresses=[],
+        id=name,
+        stack_id=None,
+    )
+
+
+def _named_ng(name, **kw):
+    ng = _ng(name, **kw)
+    ng.name = name
+    return ng
+
+
+def _server(name, status="ACTIVE", created="2026-01-01T00:00:00Z", fault=None, task_state=None):
+    return types.SimpleNamespace(
+        name=name,
+        id=f"id-{name}",
+        status=status,
+        created_at=created,
+        fault=fault,
+        task_state=task_state,
+        addresses={"private": [{"addr": "10.0.0.5", "OS-EXT-IPS:type": "fixed"}]},
+    )
+
+
+# Naming
+
+
+def test_heat_stack_name_follows_the_removed_driver():
+    name = common.heat_stack_name(_cluster())
+    base, short = name.rsplit("-", 1)
+    assert base == "drv-test-cluster-one"
+    assert len(short) == 12 and short == short.lower()
+
+
+def test_heat_stack_name_of_a_nodegroup_truncates_both_names():
+    cluster = _cluster(name="a" * 40)
+    ng = _named_ng("gpu_workers_extra")
+    base = common.heat_stack_name(cluster, ng).rsplit("-", 1)[0]
+    assert base == "a" * 20 + "-gpu-worke"
+
+
+@pytest.mark.parametrize(
+    ("role", "ng_name", "server", "belongs"),
+    [
+        ("master", "default-master", "kube-ab12c-control-plane-x7k2p", True),
+        ("worker", "default-worker", "kube-ab12c-default-worker-x7k2p", True),
+        ("worker", "gpu_nodes", "kube-ab12c-gpu-nodes-0a1b2", True),
+        ("worker", "default", "kube-ab12c-default-worker-x7k2p", False),
+        ("worker", "default-worker", "kube-zz99z-default-worker-x7k2p", False),
+        ("master", "default-master", "kube-ab12c-control-plane-X7K2P", False),
+    ],
+)
+def test_capi_server_names(role, ng_name, server, belongs):
+    ng = _named_ng(ng_name, role=role)
+    assert capi_driver.belongs_to(_server(server), _cluster(), ng) is belongs
+
+
+def test_capi_stack_id_shape():
+    for _ in range(20):
+        suffix = capi_driver.random_suffix()
+        assert len(suffix) == 5 and set(suffix) <= set(capi_driver.SUFFIX_CHARS)
+
+
+# Labels and network choices
+
+
+def test_fail_reason_comes_from_the_cluster_then_the_template():
+    template = _template(labels={"sandbox_fail_reason": "from template"})
+    assert common.fail_reason(_cluster(), template) == "from template"
+    cluster = _cluster(labels={"sandbox_fail_reason": "from cluster"})
+    assert common.fail_reason(cluster, template) == "from cluster"
+    assert common.fail_reason(_cluster(), _template()) is None
+
+
+def test_fixed_network_falls_back_to_private():
+    assert common.fixed_network(_cluster(), _template()) == "private"
+    assert common.fixed_network(_cluster(), _template(fixed_network="net1")) == "net1"
+    assert common.fixed_network(_cluster(fixed_network="net2"), _template(fixed_network="net1")) == "net2"
+
+
+# Status aggregation
+
+
+def _status(name, status, reason=None, is_default=True):
+    return common.NodegroupStatus(name, status, reason, is_default)
+
+
+def test_cluster_takes_the_default_nodegroups_status_and_the_complete_sentence():
+    cluster = _cluster()
+    common.aggregate_status(
+        cluster, [_status("m", S.CREATE_COMPLETE), _status("w", S.CREATE_COMPLETE)], "no control plane"
+    )
+    assert (cluster.status, cluster.status_reason) == (S.CREATE_COMPLETE, "no control plane")
+
+
+def test_failed_nodegroups_give_one_reason():
+    cluster = _cluster()
+    statuses = [_status("m", S.CREATE_FAILED, "injected"), _status("w", S.CREATE_FAILED, "injected")]
+    common.aggregate_status(cluster, statuses, "unused")
+    assert (cluster.status, cluster.status_reason) == (S.CREATE_FAILED, "injected")
+
+
+def test_extra_nodegroup_in_progress_makes_an_update():
+    cluster = _cluster(status=S.UPDATE_IN_PROGRESS)
+    statuses = [
+        _status("m", S.CREATE_COMPLETE),
+        _status("w", S.CREATE_COMPLETE),
+        _status("gpu", S.CREATE_IN_PROGRESS, is_default=False),
+    ]
+    common.aggregate_status(cluster, statuses)
+    assert cluster.status == S.UPDATE_IN_PROGRESS
+
+
+def test_a_cluster_past_creation_completes_as_an_update():
+    cluster = _cluster(status=S.UPDATE_IN_PROGRESS)
+    common.aggregate_status(cluster, [_status("m", S.CREATE_COMPLETE), _status("w", S.CREATE_COMPLETE)])
+    assert cluster.status == S.UPDATE_COMPLETE
+
+
+# Heat stack reading
+
+
+def test_injected_fault_replaces_heats_reason():
+    stack = types.SimpleNamespace(
+        stack_status=S.CREATE_FAILED,
+        stack_status_reason="Resource CREATE failed: ValueError: "
+        "resources.sandbox_fault: Test Resource failed",
+        parameters={"sandbox_fail_reason": "disk on fire"},
+    )
+    assert heat_driver._stack_reason(stack) == "disk on fire"
+    stack.stack_status_reason = "Resource CREATE failed: quota"
+    assert heat_driver._stack_reason(stack) == "Resource CREATE failed: quota"
+
+
+def test_outputs_fill_addresses_and_counts():
+    cluster = _cluster()
+    outputs = {
+        "api_address": "https://127.42.0.10:6443",
+        "kube_masters": ["127.42.0.10"],
+        "kube_masters_private": ["10.0.0.3"],
+        "kube_minions": ["127.42.0.11", "127.42.0.12"],
+        "kube_minions_private": ["10.0.0.4", "10.0.0.5"],
+    }
+    poller = heat_driver._StackPoller(None, cluster, _template(), heat_driver.KUBERNETES)
+    master, worker = _ng("default-master", role="master"), _ng("default-worker")
+    poller._copy_outputs(master, outputs)
+    poller._copy_outputs(worker, outputs)
+    assert cluster.api_address == "https://127.42.0.10:6443"
+    assert master.node_addresses == ["127.42.0.10"] and master.node_count == 1
+    assert worker.node_addresses == ["127.42.0.11", "127.42.0.12"] and worker.node_count == 2
+    poller.fip = False
+    poller._copy_outputs(worker, outputs)
+    assert worker.node_addresses == ["10.0.0.4", "10.0.0.5"]
+
+
+def test_create_cluster_sends_the_stack_shape_to_heat():
+    cluster = _cluster(stack_id=None)
+    master = _ng("default-master", role="master", node_count=3)
+    master.image_id, master.flavor_id = "fedora-coreos-sandbox", "bm.standard"
+    worker = _ng("default-worker", node_count=2)
+    worker.image_id, worker.flavor_id = "fedora-coreos-sandbox", "bm.large"
+    cluster.default_ng_master, cluster.default_ng_worker = master, worker
+    hc = mock.Mock()
+    hc.stacks.create.return_value = {"stack": {"id": "sid"}}
+    with (
+        mock.patch.object(common, "heat", return_value=hc),
+        mock.patch.object(
+            common, "cluster_template", return_value=_template(labels={"sandbox_fail_reason": "boom"})
+        ),
+    ):
+        heat_driver.SwarmModeHeatDriver().create_cluster(None, cluster, 30)
+    kwargs = hc.stacks.create.call_args.kwargs
+    assert cluster.stack_id == "sid"
+    assert kwargs["stack_name"].startswith("drv-test-cluster-one-")
+    assert set(kwargs["files"]) == {"swarmmaster.yaml", "swarmnode.yaml"}
+    params = kwargs["parameters"]
+    assert params["number_of_secondary_masters"] == 2 and params["number_of_nodes"] == 2
+    assert params["node_flavor"] == "bm.large" and params["sandbox_fail_reason"] == "boom"
+    assert params["fixed_network"] == "private" and params["floating_ip_enabled"] is True
+
+
+# Cluster API status from Nova
+
+
+def _observe(ng, servers, cluster=None, template=None):
+    cloud = types.SimpleNamespace(
+        cluster=cluster or _cluster(), template=template or _template(floating_ip_enabled=False)
+    )
+    cloud.cluster.floating_ip_enabled = False
+    return capi_driver.ClusterAPIDriver()._observe(cloud, ng, servers)
+
+
+def test_capi_nodegroup_completes_when_all_servers_are_active():
+    ng = _named_ng("default-master", role="master", node_count=1)
+    cluster = _cluster()
+    status, _ = _observe(ng, [_server("kube-ab12c-control-plane-aaaaa")], cluster=cluster)
+    assert status == S.CREATE_COMPLETE
+    assert cluster.api_address == "https://10.0.0.5:6443"
+
+
+def test_capi_nodegroup_waits_for_missing_or_building_servers():
+    ng = _named_ng("default-worker", node_count=2)
+    status, _ = _observe(ng, [_server("a"), _server("b", status="BUILD")])
+    assert status == S.CREATE_IN_PROGRESS
+    status, _ = _observe(ng, [_server("a")])
+    assert status == S.CREATE_IN_PROGRESS
+
+
+def test_capi_nodegroup_fails_on_a_server_in_error():
+    ng = _named_ng("default-worker", status=S.UPDATE_IN_PROGRESS, node_count=1)
+    status, reason = _observe(ng, [_server("a", status="ERROR", fault={"message": "No valid host"})])
+    assert status == S.UPDATE_FAILED and "No valid host" in reason
+
+
+def test_capi_injected_fault():
+    ng = _named_ng("default-worker")
+    cluster = _cluster(labels={"sandbox_fail_reason": "injected"})
+    assert _observe(ng, [], cluster=cluster) == (S.CREATE_FAILED, "injected")
+
+
+def test_capi_nodes_to_remove_by_id_or_name():
+    servers = [_server("kube-ab12c-default-worker-aaaaa"), _server("kube-ab12c-default-worker-bbbbb")]
+    found = capi_driver._named(
+        servers, ["id-kube-ab12c-default-worker-aaaaa", "kube-ab12c-default-worker-bbbbb"]
+    )
+    assert found == servers
+    with pytest.raises(Exception, match="not a server"):
+        capi_driver._named(servers, ["nope"])
+
+
+# HOT templates
+
+
+_VALIDATE = """
+import json, sys
+from unittest import mock
+from heat.common import context, template_format
+from heat.engine import environment, resources, stack, template
+
+files, cases = json.load(sys.stdin)
+resources.initialise()
+# Only the templates' own structure is checked: no service is asked about names.
+with mock.patch("heat.engine.resource.Resource._validate_service_availability"), mock.patch(
+    "heat.engine.constraints.BaseCustomConstraint.validate", return_value=True
+):
+    for name, params in cases.items():
+        env = environment.Environment({"parameters": params})
+        tmpl = template.Template(template_format.parse(files[name]), files=files, env=env)
+        stack.Stack(context.get_admin_context(), "drv-validate", tmpl).validate(validate_res_tmpl_only=True)
+"""
+
+
+def test_templates_validate_with_heats_parser():
+    files = {}
+    for name in os.listdir(heat_driver.TEMPLATE_DIR):
+        with open(os.path.join(heat_driver.TEMPLATE_DIR, name)) as f:
+            files[name] = f.read()
+    base = {"fixed_network": "private", "external_network": "public"}
+    cases = {
+        "kubecluster.yaml": {
+            **base,
+            "master_image": "i",
+            "minion_image": "i",
+            "master_flavor": "f",
+            "minion_flavor": "f",
+            "sandbox_fail_reason": "boom",
+        },
+        "swarmcluster.yaml": {
+            **base,
+            "master_image": "i",
+            "node_image": "i",
+            "master_flavor": "f",
+            "node_flavor": "f",
+            "is_cluster_stack": False,
+        },
+    }
+    for layout in (heat_driver.KUBERNETES, heat_driver.SWARM_MODE):
+        for name in layout.nested:
+            cases[name] = {**base, "name": "n", "server_image": "i", "server_flavor": "f"}
+    # Heat and Magnum register clashing options: Heat runs in its own process.
+    subprocess.run(
+        [sys.executable, "-c", _VALIDATE],
+        input=json.dumps([files, cases]),
+        text=True,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )

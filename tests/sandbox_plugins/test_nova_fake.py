@@ -1,0 +1,82 @@
+"""SandboxFakeDriver, run through Nova's own virt-driver conformance tests plus its own behaviour.
+
+Runs only where Nova and its test requirements import (the services' environment plus testtools,
+oslotest); the toolkit's own environment skips it.
+"""
+
+import pytest
+
+tvd = pytest.importorskip("nova.tests.unit.virt.test_virt_drivers")
+
+from container_infra_sandbox import nova_fake  # noqa: E402
+from nova import exception  # noqa: E402
+from nova.compute import power_state, provider_tree  # noqa: E402
+from nova.tests.unit import utils as test_utils  # noqa: E402
+
+NODE = "sandbox-node"
+
+
+class SandboxFakeDriverTestCase(tvd._VirtDriverTestCase, tvd.test.TestCase):
+    """Every test Nova runs against FakeDriver, plus the sandbox's additions."""
+
+    def setUp(self):
+        self.driver_module = "container_infra_sandbox.nova_fake.SandboxFakeDriver"
+        super().setUp()
+        self.connection.init_host("myhostname")
+
+    def test_inventory_is_large_and_offers_baremetal_classes(self):
+        tree = provider_tree.ProviderTree()
+        tree.new_root(NODE, "00000000-0000-0000-0000-000000000001")
+        self.connection.update_provider_tree(tree, NODE)
+        inv = tree.data(NODE).inventory
+        self.assertEqual(1000, inv["VCPU"]["total"])
+        self.assertEqual(2 * 1024 * 1024, inv["MEMORY_MB"]["total"])
+        self.assertEqual(100 * 1024, inv["DISK_GB"]["total"])
+        for rc in nova_fake.BAREMETAL_RESOURCE_CLASSES:
+            self.assertEqual(1000, inv[rc]["total"])
+            self.assertEqual(1, inv[rc]["max_unit"])
+        # A second pass (the periodic task) must leave the inventory as it is.
+        self.connection.update_provider_tree(tree, NODE)
+        self.assertEqual(inv, tree.data(NODE).inventory)
+
+    def test_attach_fails_when_metadata_asks(self):
+        instance, network_info = self._get_running_instance()
+        vif = network_info[0]
+        self.connection.detach_interface(self.ctxt, instance, vif)
+        for value in ("true", "TRUE", "switch port is down"):
+            instance.metadata = {nova_fake.FAIL_ATTACH_KEY: value}
+            self.assertRaises(
+                exception.InterfaceAttachFailed,
+                self.connection.attach_interface,
+                self.ctxt,
+                instance,
+                None,
+                vif,
+            )
+        for value in ("false", "0", ""):
+            instance.metadata = {nova_fake.FAIL_ATTACH_KEY: value}
+            self.connection.attach_interface(self.ctxt, instance, None, vif)
+            self.connection.detach_interface(self.ctxt, instance, vif)
+        instance.metadata = {}
+        self.connection.attach_interface(self.ctxt, instance, None, vif)
+
+    def test_servers_are_adopted_after_a_compute_restart(self):
+        instance, network_info = self._get_running_instance()
+        instance.power_state = power_state.RUNNING
+        # A new driver object is what a restarted nova-compute has.
+        restarted = nova_fake.SandboxFakeDriver(tvd.fake.FakeVirtAPI())
+        restarted.init_host("myhostname")
+        self.assertRaises(exception.InstanceNotFound, restarted.get_info, instance)
+        restarted.plug_vifs(instance, network_info)
+        self.assertEqual(power_state.RUNNING, restarted.get_info(instance).state)
+        restarted.detach_interface(self.ctxt, instance, network_info[0])
+        restarted.power_off(instance)
+        self.assertEqual(power_state.SHUTDOWN, restarted.get_info(instance).state)
+        restarted.destroy(self.ctxt, instance, network_info)
+        self.assertEqual([], restarted.list_instances())
+
+    def test_stopped_server_is_adopted_stopped(self):
+        instance = test_utils.get_test_instance(obj=True)
+        instance.power_state = power_state.SHUTDOWN
+        self.connection.plug_vifs(instance, [])
+        self.assertEqual(power_state.SHUTDOWN, self.connection.get_info(instance).state)
