@@ -49,6 +49,7 @@ def _template(**kw):
         "floating_ip_enabled": True,
         "keypair_id": None,
         "external_network_id": "public",
+        "coe": "kubernetes",
     }
     values.update(kw)
     return types.SimpleNamespace(**values)
@@ -188,8 +189,7 @@ def test_a_cluster_past_creation_completes_as_an_update():
 def test_injected_fault_replaces_heats_reason():
     stack = types.SimpleNamespace(
         stack_status=S.CREATE_FAILED,
-        stack_status_reason="Resource CREATE failed: ValueError: "
-        "resources.sandbox_fault: Test Resource failed",
+        stack_status_reason="Resource CREATE failed: ValueError: resources.sandbox_fault: Test Resource failed",
         parameters={"sandbox_fail_reason": "disk on fire"},
     )
     assert heat_driver._stack_reason(stack) == "disk on fire"
@@ -230,10 +230,11 @@ def test_create_cluster_sends_the_stack_shape_to_heat():
     with (
         mock.patch.object(common, "heat", return_value=hc),
         mock.patch.object(
-            common, "cluster_template", return_value=_template(labels={"sandbox_fail_reason": "boom"})
+            common, "cluster_template", return_value=_template(coe="swarm-mode", labels={"sandbox_fail_reason": "boom"})
         ),
     ):
-        heat_driver.SwarmModeHeatDriver().create_cluster(None, cluster, 30)
+        # The template's COE chooses the layout, whichever Heat driver Magnum loaded.
+        heat_driver.KubernetesHeatDriver().create_cluster(None, cluster, 30)
     kwargs = hc.stacks.create.call_args.kwargs
     assert cluster.stack_id == "sid"
     assert kwargs["stack_name"].startswith("drv-test-cluster-one-")
@@ -285,9 +286,7 @@ def test_capi_injected_fault():
 
 def test_capi_nodes_to_remove_by_id_or_name():
     servers = [_server("kube-ab12c-default-worker-aaaaa"), _server("kube-ab12c-default-worker-bbbbb")]
-    found = capi_driver._named(
-        servers, ["id-kube-ab12c-default-worker-aaaaa", "kube-ab12c-default-worker-bbbbb"]
-    )
+    found = capi_driver._named(servers, ["id-kube-ab12c-default-worker-aaaaa", "kube-ab12c-default-worker-bbbbb"])
     assert found == servers
     with pytest.raises(Exception, match="not a server"):
         capi_driver._named(servers, ["nope"])

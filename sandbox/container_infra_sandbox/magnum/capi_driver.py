@@ -143,9 +143,7 @@ class ClusterAPIDriver(common.NoFederation, driver.Driver):
 
     @property
     def provides(self):
-        return [
-            {"server_type": server_type, "os": "ubuntu", "coe": "kubernetes"} for server_type in ("vm", "bm")
-        ]
+        return [{"server_type": server_type, "os": "ubuntu", "coe": "kubernetes"} for server_type in ("vm", "bm")]
 
     # Operations (user's context, called by the conductor)
 
@@ -192,11 +190,7 @@ class ClusterAPIDriver(common.NoFederation, driver.Driver):
         image = cloud.conn.image.find_image(cluster_template.image_id, ignore_missing=False)
         # Upgrading a default nodegroup upgrades the control plane with it,
         # as the cluster's template changes for both.
-        targets = [
-            ng
-            for ng in cluster.nodegroups
-            if ng.id == nodegroup.id or (nodegroup.is_default and ng.is_default)
-        ]
+        targets = [ng for ng in cluster.nodegroups if ng.id == nodegroup.id or (nodegroup.is_default and ng.is_default)]
         servers = cloud.servers()
         for ng in targets:
             for server in (s for s in servers if belongs_to(s, cluster, ng)):
@@ -324,8 +318,7 @@ def _injected_fault(cloud, ng):
 
 def _server_faults(servers):
     return "; ".join(
-        "Server {} is in ERROR: {}".format(s.name, (s.fault or {}).get("message", "no fault recorded"))
-        for s in servers
+        "Server {} is in ERROR: {}".format(s.name, (s.fault or {}).get("message", "no fault recorded")) for s in servers
     )
 
 

@@ -26,9 +26,7 @@ DEFAULT_FIXED_NETWORK = "private"
 # Magnum 23 dropped [heat_client]; the drivers register it again so that a
 # deployment can point Heat calls at the same interface as the other clients.
 _HEAT_CLIENT_OPTS = [
-    cfg.StrOpt(
-        "endpoint_type", default="internalURL", help="Catalog interface the sandbox drivers use for Heat."
-    ),
+    cfg.StrOpt("endpoint_type", default="internalURL", help="Catalog interface the sandbox drivers use for Heat."),
     cfg.StrOpt("region_name", help="Region of the Heat endpoint."),
 ]
 CONF.register_opts(_HEAT_CLIENT_OPTS, group="heat_client")

@@ -74,9 +74,7 @@ KUBERNETES = KubernetesLayout(
     master_outputs=("kube_masters",),
     node_output="kube_minions",
     complete_reason=(
-        "Stack CREATE completed successfully. The sandbox runs "
-        "no Kubernetes control plane: the nodes are servers "
-        "only."
+        "Stack CREATE completed successfully. The sandbox runs no Kubernetes control plane: the nodes are servers only."
     ),
 )
 
@@ -90,10 +88,12 @@ SWARM_MODE = SwarmModeLayout(
     master_outputs=("swarm_primary_master", "swarm_secondary_masters"),
     node_output="swarm_nodes",
     complete_reason=(
-        "Stack CREATE completed successfully. The sandbox forms "
-        "no Docker Swarm yet: the nodes are servers only."
+        "Stack CREATE completed successfully. The sandbox forms no Docker Swarm yet: the nodes are servers only."
     ),
 )
+
+
+LAYOUTS = {"kubernetes": KUBERNETES, "swarm-mode": SWARM_MODE}
 
 
 class _HeatDriver(common.NoFederation, driver.Driver):
@@ -101,45 +101,54 @@ class _HeatDriver(common.NoFederation, driver.Driver):
 
     layout = None
 
+    def _layout(self, template):
+        """The stack layout for the template's COE.
+
+        Magnum loads a template's driver by name, and a template whose image
+        names no magnum_driver gets [drivers]default_driver whatever its COE:
+        so either Heat driver builds the stack that the COE needs.
+        """
+        return LAYOUTS.get(template.coe, self.layout)
+
     # Stack creation and changes
 
     def create_cluster(self, context, cluster, cluster_create_timeout):
         template = common.cluster_template(context, cluster)
+        layout = self._layout(template)
         params = self._common_params(cluster, template)
-        params.update(self._master_params(cluster))
-        params.update(self._worker_params(cluster.default_ng_worker))
+        params.update(_master_params(cluster, layout))
+        params.update(_worker_params(cluster.default_ng_worker, layout))
         params["sandbox_fail_reason"] = common.fail_reason(cluster, template)
-        stack = self._create_stack(context, common.heat_stack_name(cluster), params, cluster_create_timeout)
+        name = common.heat_stack_name(cluster)
+        stack = _create_stack(context, layout, name, params, cluster_create_timeout)
         cluster.stack_id = stack["stack"]["id"]
 
     def create_nodegroup(self, context, cluster, nodegroup):
         template = common.cluster_template(context, cluster)
+        layout = self._layout(template)
         params = self._common_params(cluster, template)
-        params.update(self._worker_params(nodegroup))
+        params.update(_worker_params(nodegroup, layout))
         params["is_cluster_stack"] = False
         params["worker_role"] = nodegroup.role
         params["sandbox_fail_reason"] = (nodegroup.labels or {}).get(common.FAIL_LABEL, "")
-        stack = self._create_stack(
-            context, common.heat_stack_name(cluster, nodegroup), params, cluster.create_timeout
-        )
+        name = common.heat_stack_name(cluster, nodegroup)
+        stack = _create_stack(context, layout, name, params, cluster.create_timeout)
         nodegroup.stack_id = stack["stack"]["id"]
 
     def update_cluster(self, context, cluster, scale_manager=None, rollback=False):
         # The legacy update API only ever scaled the default workers.
         worker = cluster.default_ng_worker
-        self._update_stack(
-            context,
-            worker.stack_id or cluster.stack_id,
-            {self.layout.nodes_count_param: worker.node_count},
-            rollback,
-        )
+        layout = self._layout(common.cluster_template(context, cluster))
+        params = {layout.nodes_count_param: worker.node_count}
+        _update_stack(context, worker.stack_id or cluster.stack_id, params, rollback)
 
     def resize_cluster(self, context, cluster, resize_manager, node_count, nodes_to_remove, nodegroup=None):
         nodegroup = nodegroup or cluster.default_ng_worker
-        params = {self.layout.nodes_count_param: node_count}
+        layout = self._layout(common.cluster_template(context, cluster))
+        params = {layout.nodes_count_param: node_count}
         if nodes_to_remove:
-            params[self.layout.nodes_remove_param] = ",".join(_group_members(context, nodes_to_remove))
-        self._update_stack(context, nodegroup.stack_id or cluster.stack_id, params, rollback=False)
+            params[layout.nodes_remove_param] = ",".join(_group_members(context, nodes_to_remove))
+        _update_stack(context, nodegroup.stack_id or cluster.stack_id, params, rollback=False)
 
     def upgrade_cluster(
         self,
@@ -152,7 +161,7 @@ class _HeatDriver(common.NoFederation, driver.Driver):
         rollback=False,
     ):
         image = cluster_template.image_id
-        params = {self.layout.nodes_image_param: image}
+        params = {self._layout(cluster_template).nodes_image_param: image}
         if nodegroup.is_default:
             # Both default nodegroups live in the cluster's stack.
             params["master_image"] = image
@@ -165,7 +174,7 @@ class _HeatDriver(common.NoFederation, driver.Driver):
         nodegroup.image_id = image
         # Nova rebuilds each server with the new image (Heat's default
         # image_update_policy), keeping names, ports and floating IPs.
-        self._update_stack(context, nodegroup.stack_id or cluster.stack_id, params, rollback)
+        _update_stack(context, nodegroup.stack_id or cluster.stack_id, params, rollback)
 
     def update_nodegroup(self, context, cluster, nodegroup):
         # Only min/max node counts change here; nothing to ask of Heat.
@@ -190,21 +199,6 @@ class _HeatDriver(common.NoFederation, driver.Driver):
         if cluster.stack_id:
             _delete_stack(hc, cluster.stack_id)
 
-    def _create_stack(self, context, name, params, timeout):
-        template, files = self.layout.files()
-        fields = {"stack_name": name, "template": template, "files": files, "parameters": params}
-        if timeout:
-            fields["timeout_mins"] = timeout
-        LOG.info("Creating stack %s with %s", name, params)
-        # Rollback would delete the servers of a failed stack: keep them to look at, as Magnum did.
-        return common.heat(context).stacks.create(disable_rollback=True, **fields)
-
-    def _update_stack(self, context, stack_id, params, rollback):
-        LOG.info("Updating stack %s with %s", stack_id, params)
-        common.heat(context).stacks.update(
-            stack_id, existing=True, parameters=params, disable_rollback=not rollback
-        )
-
     def _common_params(self, cluster, template):
         fip = common.floating_ip_enabled(cluster, template)
         if fip and not template.external_network_id:
@@ -222,19 +216,6 @@ class _HeatDriver(common.NoFederation, driver.Driver):
             "floating_ip_enabled": fip,
         }
 
-    def _master_params(self, cluster):
-        master = cluster.default_ng_master
-        params = {"master_image": master.image_id, "master_flavor": master.flavor_id}
-        params.update(self.layout.master_count_params(master.node_count))
-        return params
-
-    def _worker_params(self, nodegroup):
-        return {
-            self.layout.nodes_image_param: nodegroup.image_id,
-            self.layout.nodes_flavor_param: nodegroup.flavor_id,
-            self.layout.nodes_count_param: nodegroup.node_count,
-        }
-
     # Status synchronisation (the conductor's periodic task, admin context)
 
     def update_cluster_status(self, context, cluster, use_admin_ctx=False):
@@ -242,9 +223,10 @@ class _HeatDriver(common.NoFederation, driver.Driver):
             # The conductor has not stored the stack id yet.
             return
         template = common.cluster_template(context, cluster)
-        poller = _StackPoller(common.heat(context), cluster, template, self.layout)
+        layout = self._layout(template)
+        poller = _StackPoller(common.heat(context), cluster, template, layout)
         statuses = [s for s in map(poller.poll, cluster.nodegroups) if s]
-        common.aggregate_status(cluster, statuses, self.layout.complete_reason)
+        common.aggregate_status(cluster, statuses, layout.complete_reason)
         cluster.save()
 
 
@@ -316,6 +298,36 @@ class _StackPoller:
         ng.node_count = len(private)
 
 
+def _create_stack(context, layout, name, params, timeout):
+    template, files = layout.files()
+    fields = {"stack_name": name, "template": template, "files": files, "parameters": params}
+    if timeout:
+        fields["timeout_mins"] = timeout
+    LOG.info("Creating stack %s with %s", name, params)
+    # Rollback would delete the servers of a failed stack: keep them to look at, as Magnum did.
+    return common.heat(context).stacks.create(disable_rollback=True, **fields)
+
+
+def _update_stack(context, stack_id, params, rollback):
+    LOG.info("Updating stack %s with %s", stack_id, params)
+    common.heat(context).stacks.update(stack_id, existing=True, parameters=params, disable_rollback=not rollback)
+
+
+def _master_params(cluster, layout):
+    master = cluster.default_ng_master
+    params = {"master_image": master.image_id, "master_flavor": master.flavor_id}
+    params.update(layout.master_count_params(master.node_count))
+    return params
+
+
+def _worker_params(nodegroup, layout):
+    return {
+        layout.nodes_image_param: nodegroup.image_id,
+        layout.nodes_flavor_param: nodegroup.flavor_id,
+        layout.nodes_count_param: nodegroup.node_count,
+    }
+
+
 def _outputs(stack):
     return {o["output_key"]: o.get("output_value") for o in getattr(stack, "outputs", None) or []}
 
@@ -365,8 +377,7 @@ class KubernetesHeatDriver(_HeatDriver):
     @property
     def provides(self):
         return [
-            {"server_type": server_type, "os": "fedora-coreos", "coe": "kubernetes"}
-            for server_type in ("vm", "bm")
+            {"server_type": server_type, "os": "fedora-coreos", "coe": "kubernetes"} for server_type in ("vm", "bm")
         ]
 
 
@@ -378,6 +389,5 @@ class SwarmModeHeatDriver(_HeatDriver):
     @property
     def provides(self):
         return [
-            {"server_type": server_type, "os": "fedora-coreos", "coe": "swarm-mode"}
-            for server_type in ("vm", "bm")
+            {"server_type": server_type, "os": "fedora-coreos", "coe": "swarm-mode"} for server_type in ("vm", "bm")
         ]

@@ -7,6 +7,7 @@ a new sandbox or after an upgrade of the constraints, not on every start.
 
 from __future__ import annotations
 
+import hashlib
 import secrets as pysecrets
 import socket
 import subprocess
@@ -227,7 +228,31 @@ def migrate_databases(layout: Layout, report: Report) -> None:
             future.result()
 
 
+def _done(layout: Layout, step: str, digest: str) -> bool:
+    stamp = layout.data / "steps" / step
+    return stamp.exists() and stamp.read_text() == digest
+
+
+def _mark_done(layout: Layout, step: str, digest: str) -> None:
+    stamp = layout.data / "steps" / step
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest)
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
 def keystone_bootstrap(layout: Layout, secrets: dict[str, str]) -> None:
+    """keystone-manage bootstrap, once per admin password and catalog layout."""
+    digest = _digest(secrets["admin"], [api.url("public") for api in APIS])
+    if _done(layout, "keystone-bootstrap", digest):
+        return
+    _keystone_bootstrap(layout, secrets)
+    _mark_done(layout, "keystone-bootstrap", digest)
+
+
+def _keystone_bootstrap(layout: Layout, secrets: dict[str, str]) -> None:
     conf = str(layout.etc / "keystone" / "keystone.conf")
     manage = str(layout.bin("keystone-manage"))
     for repo, command in (("fernet-keys", "fernet_setup"), ("credential-keys", "credential_setup")):
@@ -275,8 +300,19 @@ def admin_connection(secrets: dict[str, str]):
     )
 
 
-def ensure_catalog(conn, secrets: dict[str, str]) -> None:
-    """Services, endpoints, the service project and users, and Heat's stack-user domain."""
+def ensure_catalog(layout: Layout, conn, secrets: dict[str, str]) -> None:
+    """Services, endpoints, the service project and users, and Heat's stack-user domain.
+
+    Done once per catalog layout and set of passwords: a warm ``up`` skips it.
+    """
+    digest = _digest(sorted(secrets.items()), APIS)
+    if _done(layout, "catalog", digest):
+        return
+    _ensure_catalog(conn, secrets)
+    _mark_done(layout, "catalog", digest)
+
+
+def _ensure_catalog(conn, secrets: dict[str, str]) -> None:
     identity = conn.identity
     services = {service.type: service for service in identity.services()}
     endpoints = {(ep.service_id, ep.interface): ep for ep in identity.endpoints()}

@@ -108,7 +108,12 @@ def keystone(layout: Layout, secrets: Mapping[str, str]) -> Sections:
         "fernet_tokens": {"key_repository": str(etc / "fernet-keys")},
         "fernet_receipts": {"key_repository": str(etc / "fernet-keys")},
         "credential": {"key_repository": str(etc / "credential-keys")},
-        "cache": {"enabled": "false"},
+        # One keystone worker holds the cache, so invalidations (role changes, revocations) are
+        # seen at once; without a cache every token validation costs several queries.
+        "cache": {"enabled": "true", "backend": "dogpile.cache.memory"},
+        # bcrypt's minimum cost: a test cloud's passwords guard nothing, and every login and
+        # every service's token check pays the hash.
+        "identity": {"password_hash_rounds": "4"},
     }
 
 
@@ -145,7 +150,7 @@ def nova(layout: Layout, secrets: Mapping[str, str]) -> Sections:
     sections = _common(layout, secrets, "nova")
     sections["DEFAULT"].update(
         {
-            "compute_driver": "container_infra_sandbox.nova_fake.SandboxFakeDriver",
+            "compute_driver": "container_infra_sandbox.SandboxFakeDriver",
             "host": "sandbox-compute-1",
             "my_ip": HOST,
             "instances_path": str(layout.data / "nova" / "instances"),
@@ -159,7 +164,7 @@ def nova(layout: Layout, secrets: Mapping[str, str]) -> Sections:
             "database": {"connection": db_url(secrets, "nova")},
             "api": {"auth_strategy": "keystone"},
             "keystone_authtoken": _authtoken(secrets, "nova"),
-            "placement": _keystone_auth(secrets, "placement") | {"username": "nova", "password": secrets["service_nova"]},
+            "placement": _keystone_auth(secrets, "nova"),
             "neutron": _keystone_auth(secrets, "nova") | {"service_metadata_proxy": "false"},
             "glance": {"valid_interfaces": "internal", "region_name": REGION},
             "service_user": _keystone_auth(secrets, "nova") | {"send_service_user_token": "true"},

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from container_infra.sandbox.layout import Layout
 
@@ -39,8 +40,6 @@ Report = Callable[[str], None]
 
 
 def missing_debian_packages() -> list[str]:
-    from pathlib import Path
-
     return sorted({pkg for binary, pkg in DEBIAN_PACKAGES.items() if not Path(binary).exists()})
 
 
@@ -92,3 +91,21 @@ def ensure_venv(layout: Layout, report: Report) -> bool:
     subprocess.run([*pip, "-c", constraints, "--editable", str(layout.source)], check=True)
     stamp.write_text(wanted)
     return True
+
+
+# Nova loads compute drivers from its own package only ("nova.virt.<compute_driver>"), so
+# out-of-tree drivers ship a module inside nova/virt; this one re-exports the sandbox's drivers.
+NOVA_DRIVER_SHIM = (
+    '"""Installed by container-infra: the sandbox\'s compute drivers, where Nova looks for drivers."""\n'
+    "from container_infra_sandbox.nova_fake import *  # noqa: F403\n"
+)
+
+
+def ensure_nova_driver_shim(layout: Layout) -> None:
+    result = subprocess.run(
+        [str(layout.bin("python")), "-c", "import nova.virt, os; print(os.path.dirname(nova.virt.__file__))"],
+        capture_output=True, text=True, check=True,
+    )
+    shim = Path(result.stdout.strip()) / "container_infra_sandbox.py"
+    if not shim.exists() or shim.read_text() != NOVA_DRIVER_SHIM:
+        shim.write_text(NOVA_DRIVER_SHIM)

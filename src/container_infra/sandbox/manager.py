@@ -74,15 +74,21 @@ def up(layout: Layout, report: Report) -> dict[str, float]:
 
     install.install_debian_packages(report)
     install.ensure_venv(layout, report)
+    install.ensure_nova_driver_shim(layout)
     phase("install")
 
     bootstrap.prepare_dirs(layout)
     secrets = bootstrap.load_or_create_secrets(layout)
-    configs.write_all(layout, secrets)
+    changed = configs.write_all(layout, secrets)
     bootstrap.prepare_mariadb(layout)
     bootstrap.prepare_rabbitmq(layout, secrets)
     supervisor = Supervisor(layout)
     supervisor.ensure_started()
+    stale = programs_reading(layout, changed)
+    if stale:
+        # Stopped here, started again by their phase below with the new configuration.
+        report(f"configuration changed; restarting {', '.join(stale)}")
+        supervisor.stop(*stale)
     supervisor.start("mariadb", "rabbitmq")
     bootstrap.wait_for_port(MARIADB_PORT, "mariadb", 60, _program_failed(supervisor, layout, "mariadb"))
     bootstrap.create_databases(layout, secrets)
@@ -96,7 +102,7 @@ def up(layout: Layout, report: Report) -> dict[str, float]:
     _wait_http(keystone_url, "keystone", 120, _program_failed(supervisor, layout, "keystone"))
     bootstrap.wait_for_port(FAULT_ADMIN_PORT, "fault-proxy", 30, _program_failed(supervisor, layout, "fault-proxy"))
     conn = bootstrap.admin_connection(secrets)
-    bootstrap.ensure_catalog(conn, secrets)
+    bootstrap.ensure_catalog(layout, conn, secrets)
     phase("keystone")
 
     rest = [program.name for program in programs(layout) if program.phase == 2]
@@ -119,6 +125,18 @@ def up(layout: Layout, report: Report) -> dict[str, float]:
     report(f"clouds.yaml entries 'sandbox' and 'sandbox-admin' are in {path}")
     phase("seed")
     return timings
+
+
+def programs_reading(layout: Layout, files) -> list[str]:
+    """The programs whose configuration is among ``files``."""
+    names = []
+    for path in files:
+        if path.name == "faultproxy.json":
+            names.append("fault-proxy")
+            continue
+        service = path.relative_to(layout.etc).parts[0]
+        names += [p.name for p in programs(layout) if p.name == service or p.name.startswith(f"{service}-")]
+    return sorted(set(names))
 
 
 def _wait_for_compute_and_shares(conn, supervisor: Supervisor, layout: Layout, timeout: float = 120) -> None:

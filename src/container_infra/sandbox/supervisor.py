@@ -10,6 +10,7 @@ epmd daemon, a gunicorn worker) that outlived supervisord.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import os
 import signal
 import subprocess
@@ -102,10 +103,13 @@ def programs(layout: Layout) -> list[Program]:
             stopwaitsecs=30,
         ),
         Program("rabbitmq", ["/usr/lib/rabbitmq/bin/rabbitmq-server"], phase=0, env=rabbit_env(layout)),
-        Program("keystone", _gunicorn(layout, "keystone", "keystone", workers=2), phase=1),
-        Program("fault-proxy", _oslo(layout, "python") + [
-            "-m", "container_infra_sandbox.faultproxy", "--config", str(layout.etc / "faultproxy.json")
-        ], phase=1),
+        Program("keystone", _gunicorn(layout, "keystone", "keystone", threads=16), phase=1),
+        Program(
+            "fault-proxy",
+            [str(layout.bin("python")), "-m", "container_infra_sandbox.faultproxy",
+             "--config", str(layout.etc / "faultproxy.json")],
+            phase=1,
+        ),
         Program("glance-api", _gunicorn(layout, "glance", "glance"), phase=2),
         Program("placement-api", _gunicorn(layout, "placement", "placement"), phase=2),
         Program("nova-api", _gunicorn(layout, "nova", "nova"), phase=2),
@@ -219,6 +223,9 @@ class Supervisor:
                 "could not start " + "; ".join(failed) + f" (logs in {self.layout.log})"
             )
 
+    def stop(self, *names: str) -> None:
+        self._ctl("stop", *names, check=False)
+
     def statuses(self) -> dict[str, tuple[str, str]]:
         """program -> (state, description) as supervisord reports them."""
         if not self.running():
@@ -275,10 +282,8 @@ def kill_strays(layout: Layout, grace: float = 5.0) -> list[int]:
 
 
 def _signal(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Debian packages the toolkit and its sandbox need on the machine that runs them. Installs only
+# what is missing, so a second run costs nothing.
+set -euo pipefail
+need=()
+command -v make >/dev/null || need+=(make)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+[ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
+command -v ssh >/dev/null || need+=(openssh-client)
+command -v ip >/dev/null || need+=(iproute2)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+echo "installing Debian packages: ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian starts these daemons on install; the sandbox runs its own, on loopback, with its own data.
+for service in mariadb rabbitmq-server; do $SUDO service "$service" stop >/dev/null 2>&1 || true; done
