@@ -1,6 +1,9 @@
 """Nova compute driver ``SandboxFakeDriver``: Nova's FakeDriver sized like a bare-metal cloud.
 
-``compute_driver = container_infra_sandbox.nova_fake.SandboxFakeDriver``
+Nova imports ``compute_driver`` only from inside ``nova.virt`` (it prepends ``nova.virt.``), so
+the sandbox installs the shim module ``nova/virt/container_infra_sandbox.py`` that re-exports this
+one, the way out-of-tree drivers (nova-powervm, nova-zvm) do, and configures
+``compute_driver = container_infra_sandbox.SandboxFakeDriver``.
 
 It is ``nova.virt.fake.FakeDriver`` (spawn, destroy, reboot, power on/off, interface and volume
 attach/detach all behave as there) with three differences:
@@ -23,11 +26,15 @@ attach/detach all behave as there) with three differences:
 
       openstack server set --property sandbox_fail_attach=true my-server
 
-* **Restarts.** FakeDriver keeps its guests in memory, so after a nova-compute restart every
-  server would be "not found by the driver" (power state NOSTATE, interface detach failing). When
-  nova-compute starts it re-plugs the VIFs of each server it owns; this driver takes that moment to
-  adopt the server again, with the power state the database records, as a hypervisor whose guests
-  outlived the compute service would report.
+* **Restarts.** Plain FakeDriver names its compute node with a UUID made up anew in every process
+  and never writes Nova's node identity file, so a second start of nova-compute refuses to run ("No
+  local node identity found, but this is not our first startup on this host"). This driver is built
+  on Nova's ``FakeDriverWithoutFakeNodes``, which behaves as a real single-node driver: one node
+  named after ``[DEFAULT]host`` whose UUID is kept in ``<state_path>/compute_id``. FakeDriver also
+  keeps its guests in memory only, so after a restart every server would be "not found by the
+  driver" (power state NOSTATE, interface detach failing). When nova-compute starts it re-plugs the
+  VIFs of each server it owns; this driver takes that moment to adopt the server again, with the
+  power state the database records, as a hypervisor whose guests outlived the service would report.
 """
 
 from nova import exception
@@ -56,7 +63,7 @@ def fail_attach_reason(instance):
     return f"{FAIL_ATTACH_KEY} is set" if value.strip().lower() == "true" else value
 
 
-class SandboxFakeDriver(fake.FakeDriver):
+class SandboxFakeDriver(fake.FakeDriverWithoutFakeNodes):
     """FakeDriver with a large and bare-metal inventory, attach faults on demand, and restart adoption."""
 
     # FakeDriver reads these in __init__ (its Resources) and in update_provider_tree.

@@ -8,6 +8,7 @@ import time
 
 import click
 
+from container_infra.sandbox.fault_cli import fault
 from container_infra.sandbox.layout import Layout
 
 
@@ -113,15 +114,7 @@ def reset(layout: Layout, yes: bool) -> None:
     click.echo("sandbox: reset; the next `up` starts from an empty cloud", err=True)
 
 
-def _register_fault_commands() -> None:
-    try:
-        from container_infra.sandbox.fault_cli import fault
-    except ImportError:  # written alongside; absent only in a partial checkout
-        return
-    sandbox.add_command(fault)
-
-
-_register_fault_commands()
+sandbox.add_command(fault)
 
 
 if __name__ == "__main__":

@@ -350,3 +350,10 @@ def test_templates_validate_with_heats_parser():
         capture_output=True,
         timeout=120,
     )
+
+
+def test_swarm_driver_builds_a_swarm_stack_for_a_kubernetes_template():
+    # Magnum 23 accepts only the kubernetes COE: the driver name decides.
+    layout = heat_driver.SwarmModeHeatDriver()._layout(_template(coe="kubernetes"))
+    assert layout is heat_driver.SWARM_MODE
+    assert heat_driver.KubernetesHeatDriver()._layout(_template()) is heat_driver.KUBERNETES

@@ -1,7 +1,8 @@
 """SandboxFakeDriver, run through Nova's own virt-driver conformance tests plus its own behaviour.
 
 Runs only where Nova and its test requirements import (the services' environment plus testtools,
-oslotest); the toolkit's own environment skips it.
+oslotest, wsgi-intercept); the toolkit's own environment skips it. Works under pytest and under
+``python -m testtools.run``.
 """
 
 import pytest
@@ -12,12 +13,23 @@ from container_infra_sandbox import nova_fake  # noqa: E402
 from nova import exception  # noqa: E402
 from nova.compute import power_state, provider_tree  # noqa: E402
 from nova.tests.unit import utils as test_utils  # noqa: E402
+from nova.virt import node  # noqa: E402
 
 NODE = "sandbox-node"
+# Nova's TestCase stubs the node identity file out; keep the real functions for the restart test.
+REAL_NODE_IDENTITY = {
+    "read_local_node_uuid": node.read_local_node_uuid,
+    "write_local_node_uuid": node.write_local_node_uuid,
+}
 
 
 class SandboxFakeDriverTestCase(tvd._VirtDriverTestCase, tvd.test.TestCase):
     """Every test Nova runs against FakeDriver, plus the sandbox's additions."""
+
+    def _clear_attrs(self):
+        # Nova's TestCase deletes every public instance attribute after a test to save memory;
+        # pytest has put the test method there and deletes it itself afterwards, so keep them.
+        pass
 
     def setUp(self):
         self.driver_module = "container_infra_sandbox.nova_fake.SandboxFakeDriver"
@@ -80,3 +92,16 @@ class SandboxFakeDriverTestCase(tvd._VirtDriverTestCase, tvd.test.TestCase):
         instance.power_state = power_state.SHUTDOWN
         self.connection.plug_vifs(instance, [])
         self.assertEqual(power_state.SHUTDOWN, self.connection.get_info(instance).state)
+
+    def test_node_identity_is_stable_across_restarts(self):
+        # Nova refuses a second start of nova-compute if the node identity was never written.
+        self.flags(state_path=self.useFixture(tvd.fixtures.TempDir()).path)
+        self.useFixture(tvd.fixtures.MonkeyPatch("nova.virt.node.LOCAL_NODE_UUID", None))
+        for name, function in REAL_NODE_IDENTITY.items():
+            self.useFixture(tvd.fixtures.MonkeyPatch(f"nova.virt.node.{name}", function))
+        first = self.connection.get_available_resource("myhostname")["uuid"]
+        self.assertEqual(first, node.read_local_node_uuid())
+        node.LOCAL_NODE_UUID = None  # a new process: only the file remembers
+        restarted = nova_fake.SandboxFakeDriver(tvd.fake.FakeVirtAPI())
+        restarted.init_host("myhostname")
+        self.assertEqual({first: "myhostname"}, restarted.get_nodenames_by_uuid())

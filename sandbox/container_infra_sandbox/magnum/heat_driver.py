@@ -93,7 +93,7 @@ SWARM_MODE = SwarmModeLayout(
 )
 
 
-LAYOUTS = {"kubernetes": KUBERNETES, "swarm-mode": SWARM_MODE}
+SWARM_COES = ("swarm", "swarm-mode")
 
 
 class _HeatDriver(common.NoFederation, driver.Driver):
@@ -102,13 +102,15 @@ class _HeatDriver(common.NoFederation, driver.Driver):
     layout = None
 
     def _layout(self, template):
-        """The stack layout for the template's COE.
+        """The stack layout: the driver's own, or swarm-mode for a swarm COE.
 
-        Magnum loads a template's driver by name, and a template whose image
-        names no magnum_driver gets [drivers]default_driver whatever its COE:
-        so either Heat driver builds the stack that the COE needs.
+        Magnum 23's API accepts only the `kubernetes` COE, so a sandbox
+        swarm-mode cluster is a kubernetes template whose driver (image
+        property magnum_driver, or the template's driver) is
+        sandbox_swarm_heat. A Magnum that still accepts `swarm-mode` may load
+        [drivers]default_driver for it: the COE then picks the swarm layout.
         """
-        return LAYOUTS.get(template.coe, self.layout)
+        return SWARM_MODE if template.coe in SWARM_COES else self.layout
 
     # Stack creation and changes
 
@@ -118,7 +120,7 @@ class _HeatDriver(common.NoFederation, driver.Driver):
         params = self._common_params(cluster, template)
         params.update(_master_params(cluster, layout))
         params.update(_worker_params(cluster.default_ng_worker, layout))
-        params["sandbox_fail_reason"] = common.fail_reason(cluster, template)
+        params["sandbox_fail_reason"] = common.fail_reason(cluster, template) or ""
         name = common.heat_stack_name(cluster)
         stack = _create_stack(context, layout, name, params, cluster_create_timeout)
         cluster.stack_id = stack["stack"]["id"]

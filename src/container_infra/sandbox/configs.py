@@ -173,6 +173,8 @@ def nova(layout: Layout, secrets: Mapping[str, str]) -> Sections:
             "scheduler": {"discover_hosts_in_cells_interval": "5", "workers": "1"},
             "conductor": {"workers": "1"},
             "vnc": {"enabled": "false"},
+            # Bare-metal flavors are big: a default quota (20 cores) would not hold one node.
+            "quota": {"instances": "1000", "cores": "-1", "ram": "-1", "key_pairs": "1000"},
         }
     )
     return sections
@@ -220,6 +222,8 @@ def neutron(layout: Layout, secrets: Mapping[str, str]) -> Sections:
             "ml2_type_vxlan": {"vni_ranges": "1:10000"},
             "securitygroup": {"firewall_driver": "noop", "enable_security_group": "true"},
             "agent": {"report_interval": "0"},
+            "quotas": {"quota_network": "-1", "quota_subnet": "-1", "quota_port": "-1", "quota_router": "-1",
+                       "quota_floatingip": "-1", "quota_security_group": "-1", "quota_security_group_rule": "-1"},
         }
     )
     return sections
@@ -263,7 +267,8 @@ def heat(layout: Layout, secrets: Mapping[str, str]) -> Sections:
 
 def magnum(layout: Layout, secrets: Mapping[str, str]) -> Sections:
     sections = _common(layout, secrets, "magnum")
-    sections["DEFAULT"].update({"host": "sandbox-magnum"})
+    # Magnum syncs cluster status every 10 s at best (hard-coded); let its periodic loop wake often.
+    sections["DEFAULT"].update({"host": "sandbox-magnum", "periodic_interval_max": "5"})
     client_sections = {
         f"{client}_client": {"endpoint_type": "internalURL", "region_name": REGION}
         for client in ("heat", "nova", "neutron", "glance", "cinder", "octavia", "magnum", "barbican")
@@ -275,6 +280,12 @@ def magnum(layout: Layout, secrets: Mapping[str, str]) -> Sections:
             "keystone_authtoken": _authtoken(secrets, "magnum"),
             "keystone_auth": _keystone_auth(secrets, "magnum"),
             "certificates": {"cert_manager_type": "x509keypair"},
+            "quotas": {"max_clusters_per_project": "1000"},
+            # A fedora-coreos template without --driver gets the Heat-era Kubernetes driver; the
+            # ubuntu image selects the Cluster-API-era one through its magnum_driver property.
+            "drivers": {"default_driver": "sandbox_k8s_heat"},
+            # The sandbox runs no Kubernetes control plane, so there is no health to poll.
+            "kubernetes": {"health_polling_interval": "-1"},
             "api": {"api_paste_config": str(layout.etc / "magnum" / "api-paste.ini")},
             "cluster": {"temp_cache_dir": str(layout.data / "magnum" / "certs")},
             "oslo_policy": {"enforce_scope": "false", "enforce_new_defaults": "false"},
@@ -307,6 +318,7 @@ def manila(layout: Layout, secrets: Mapping[str, str]) -> Sections:
                 "sandbox_share_root": str(layout.data / "shares"),
             },
             "oslo_policy": {"enforce_scope": "false", "enforce_new_defaults": "false"},
+            "quota": {"shares": "-1", "gigabytes": "-1", "snapshots": "-1", "share_networks": "-1"},
         }
     )
     return sections
