@@ -59,7 +59,11 @@ class OpenStackCLI:
         return result
 
     def json(self, *args: str):
-        return json.loads(self.run(*args, "-f", "json").stdout or "null")
+        """Parse a command's JSON output; some commands print a sentence first ("Request ... accepted")."""
+        out = self.run(*args, "-f", "json").stdout
+        lines = out.splitlines()
+        start = next((i for i, line in enumerate(lines) if line[:1] in "{["), None)
+        return json.loads("\n".join(lines[start:])) if start is not None else None
 
 
 @pytest.fixture(scope="session")

@@ -158,13 +158,9 @@ class CephFSNativeEmulatedDriver(driver.ShareDriver):
             "allocated_capacity_gb": allocated,
             "qos": "False",
             "reserved_percentage": reserved,
-            "reserved_snapshot_percentage": self.configuration.safe_get(
-                "reserved_share_from_snapshot_percentage"
-            )
+            "reserved_snapshot_percentage": self.configuration.safe_get("reserved_share_from_snapshot_percentage")
             or reserved,
-            "reserved_share_extend_percentage": self.configuration.safe_get(
-                "reserved_share_extend_percentage"
-            )
+            "reserved_share_extend_percentage": self.configuration.safe_get("reserved_share_extend_percentage")
             or reserved,
             "dedupe": [False],
             "compression": [False],
@@ -232,7 +228,9 @@ class CephFSNativeEmulatedDriver(driver.ShareDriver):
         if not os.path.isdir(source):
             raise exception.ShareBackendException(msg=_("Snapshot %s does not exist.") % snapshot["id"])
         self._make_share_dir(share, source=source)
-        return self._export_locations(share)
+        # A copy is synchronous here, so the share is available at once (the real driver answers
+        # "creating_from_snapshot" and polls the clone); the manager wants this model-update form.
+        return {"status": constants.STATUS_AVAILABLE, "export_locations": [self._export_locations(share)]}
 
     def delete_share(self, context, share, share_server=None):
         # Idempotent like the real driver: a share already gone is not an error.
@@ -287,9 +285,7 @@ class CephFSNativeEmulatedDriver(driver.ShareDriver):
         return {"provider_location": snapshot["snapshot_id"]}
 
     def delete_snapshot(self, context, snapshot, share_server=None):
-        shutil.rmtree(
-            self._snapshot_dir(snapshot["share_instance_id"], snapshot["snapshot_id"]), ignore_errors=True
-        )
+        shutil.rmtree(self._snapshot_dir(snapshot["share_instance_id"], snapshot["snapshot_id"]), ignore_errors=True)
 
     # --- access ------------------------------------------------------------------------------------
 
@@ -327,9 +323,7 @@ class CephFSNativeEmulatedDriver(driver.ShareDriver):
             return message_field.Detail.FORBIDDEN_CLIENT_ACCESS, f"auth ID: {auth_id} is already in use"
         return None
 
-    def update_access(
-        self, context, share, access_rules, add_rules, delete_rules, update_rules, share_server=None
-    ):
+    def update_access(self, context, share, access_rules, add_rules, delete_rules, update_rules, share_server=None):
         updates = {}
         with self._state() as state:
             keyring = state["auth"]
@@ -342,9 +336,7 @@ class CephFSNativeEmulatedDriver(driver.ShareDriver):
                 # Recovery mode, as in the real helper: the full list is the truth.
                 add_rules = access_rules
                 wanted = {r["access_to"] for r in access_rules}
-                delete_rules = [
-                    {"access_to": a, "access_type": CEPHX_ACCESS_TYPE} for a in grants if a not in wanted
-                ]
+                delete_rules = [{"access_to": a, "access_type": CEPHX_ACCESS_TYPE} for a in grants if a not in wanted]
             for rule in delete_rules:
                 if rule["access_type"] == CEPHX_ACCESS_TYPE:
                     grants.pop(rule["access_to"], None)

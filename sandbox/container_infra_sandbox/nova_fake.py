@@ -42,6 +42,9 @@ from nova.compute import power_state
 from nova.virt import fake
 from oslo_log import log as logging
 
+# The shim in nova/virt re-exports this module with "import *": export the driver only.
+__all__ = ["SandboxFakeDriver"]
+
 LOG = logging.getLogger(__name__)
 
 FAIL_ATTACH_KEY = "sandbox_fail_attach"

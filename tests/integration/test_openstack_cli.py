@@ -8,6 +8,25 @@ import time
 
 import pytest
 
+HOT_NODE = """
+heat_template_version: 2021-04-16
+parameters:
+  name: {type: string}
+resources:
+  port:
+    type: OS::Neutron::Port
+    properties: {network: private}
+  server:
+    type: OS::Nova::Server
+    properties:
+      name: {get_param: name}
+      image: fedora-coreos-sandbox
+      flavor: bm.standard
+      networks: [{port: {get_resource: port}}]
+outputs:
+  ip: {value: {get_attr: [port, fixed_ips, 0, ip_address]}}
+"""
+
 HOT_SERVER_STACK = """
 heat_template_version: 2021-04-16
 parameters:
@@ -18,30 +37,12 @@ resources:
     properties:
       count: 2
       resource_def:
-        type: OS::Heat::Stack
+        type: node.yaml
         properties:
-          template:
-            heat_template_version: 2021-04-16
-            parameters:
-              name: {type: string}
-            resources:
-              port:
-                type: OS::Neutron::Port
-                properties: {network: private}
-              server:
-                type: OS::Nova::Server
-                properties:
-                  name: {get_param: name}
-                  image: fedora-coreos-sandbox
-                  flavor: bm.standard
-                  networks: [{port: {get_resource: port}}]
-            outputs:
-              ip: {value: {get_attr: [port, fixed_ips, 0, ip_address]}}
-          parameters:
-            name: {list_join: ['-', [{get_param: name}, '%index%']]}
+          name: {list_join: ['-', [{get_param: name}, '%index%']]}
 outputs:
   ips:
-    value: {get_attr: [group, outputs, ip]}
+    value: {get_attr: [group, ip]}
 """
 
 
@@ -71,7 +72,7 @@ def test_catalog_public_endpoints_go_through_the_proxy(osc_admin):
     assert {"compute", "network", "orchestration", "sharev2", "image", "placement"} <= set(ports)
 
 
-def test_server_port_and_floating_ip_lifecycle(osc, unique_name):
+def test_server_port_and_floating_ip_lifecycle(osc, osc_admin, unique_name):
     server = osc.json("server", "create", unique_name, "--image", "fedora-coreos-sandbox", "--flavor", "bm.standard",
                       "--network", "private", "--wait")
     try:
@@ -85,10 +86,11 @@ def test_server_port_and_floating_ip_lifecycle(osc, unique_name):
             lambda: (p := osc.json("port", "show", port["id"]))["status"] == "ACTIVE" and p, what="port ACTIVE"
         )
         assert attached["device_id"] == server["id"]
-        assert attached["binding_host_id"]
+        # binding:host_id is an admin-only attribute in Neutron's policy.
+        assert osc_admin.json("port", "show", port["id"])["binding_host_id"] == "sandbox-compute-1"
         addresses = osc.json("server", "show", server["id"])["addresses"]
         assert "hte" in addresses and "private" in addresses
-        assert {p["id"] for p in osc.json("port", "list", "--server", server["id"])} >= {port["id"]}
+        assert {p["ID"] for p in osc.json("port", "list", "--server", server["id"])} >= {port["id"]}
 
         primary = next(p for p in osc.json("port", "list", "--server", server["id"], "--network", "private"))
         fip = osc.json("floating", "ip", "create", "public", "--port", primary["ID"])
@@ -107,10 +109,14 @@ def test_server_port_and_floating_ip_lifecycle(osc, unique_name):
 def test_heat_stack_with_nested_servers(osc, unique_name, tmp_path):
     template = tmp_path / "stack.yaml"
     template.write_text(HOT_SERVER_STACK)
-    stack = osc.json("stack", "create", unique_name, "-t", str(template), "--parameter", f"name={unique_name}",
-                     "--wait")
+    (tmp_path / "node.yaml").write_text(HOT_NODE)
+    osc.json("stack", "create", unique_name, "-t", str(template), "--parameter", f"name={unique_name}")
     try:
-        assert stack["stack_status"] == "CREATE_COMPLETE"
+        status = wait_until(
+            lambda: (st := osc.json("stack", "show", unique_name)["stack_status"]) != "CREATE_IN_PROGRESS" and st,
+            what="stack created",
+        )
+        assert status == "CREATE_COMPLETE"
         assert unique_name in {s["Stack Name"] for s in osc.json("stack", "list")}
         shown = osc.json("stack", "show", unique_name)
         assert shown["stack_status"] == "CREATE_COMPLETE"
@@ -130,7 +136,7 @@ def test_heat_stack_with_nested_servers(osc, unique_name, tmp_path):
 def test_cephfs_share_with_cephx_access(osc, unique_name):
     types = {t["Name"] for t in osc.json("share", "type", "list")}
     assert "cephfs" in types
-    share = osc.json("share", "create", "CEPHFS", "1", "--name", unique_name, "--share-type", "cephfs", "--wait")
+    osc.json("share", "create", "CEPHFS", "1", "--name", unique_name, "--share-type", "cephfs", "--wait")
     try:
         assert osc.json("share", "show", unique_name)["status"] == "available"
         osc.run("share", "access", "create", unique_name, "cephx", f"{unique_name}-user")
@@ -142,9 +148,9 @@ def test_cephfs_share_with_cephx_access(osc, unique_name):
         assert rules[0]["Access Key"]
         locations = osc.json("share", "export", "location", "list", unique_name)
         path = locations[0]["Path"]
-        assert re.fullmatch(
-            rf"mon1:6789,mon2:6789,mon3:6789:/volumes/_nogroup/{share['id']}/{share['id']}", path
-        ), path
+        # As the CephFS native driver: the subvolume is named after the share instance.
+        uuid = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+        assert re.fullmatch(rf"mon1:6789,mon2:6789,mon3:6789:/volumes/_nogroup/{uuid}/{uuid}", path), path
     finally:
         osc.run("share", "delete", "--wait", unique_name, check=False)
 

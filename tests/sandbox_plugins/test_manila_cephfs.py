@@ -1,6 +1,11 @@
 """The emulated CephFS native share driver, called the way manila-share calls it.
 
 Runs only where Manila imports (the services' environment); the toolkit's own environment skips it.
+
+Each service keeps global state (oslo.config options, the oslo.service backend), so run each of the
+three plugin test files in its own process, with the services' Python plus the services' test
+requirements (testtools, oslotest, webtest, ddt, wsgi-intercept), for example:
+``python -m pytest tests/sandbox_plugins/test_neutron_mech.py``.
 """
 
 import base64
@@ -171,7 +176,9 @@ def test_snapshot_and_share_from_snapshot(drv):
     snap = {"id": str(uuid.uuid4()), "snapshot_id": str(uuid.uuid4()), "share_instance_id": shr["id"]}
     assert drv.create_snapshot(None, snap) == {"provider_location": snap["snapshot_id"]}
     clone = share()
-    drv.create_share_from_snapshot(None, clone, snap)
+    update = drv.create_share_from_snapshot(None, clone, snap)
+    assert update["status"] == "available"
+    assert update["export_locations"][0]["path"].endswith(f"/{clone['id']}/{clone['id']}")
     with open(os.path.join(drv._share_dir(clone["id"]), "data.txt")) as f:
         assert f.read() == "hello"
     drv.delete_snapshot(None, snap)

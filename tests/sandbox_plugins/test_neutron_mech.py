@@ -2,6 +2,11 @@
 
 Runs only where Neutron and its test requirements import (the services' environment plus testtools,
 oslotest, webtest); the toolkit's own environment skips it.
+
+Each service keeps global state (oslo.config options, the oslo.service backend), so run each of the
+three plugin test files in its own process, with the services' Python plus the services' test
+requirements (testtools, oslotest, webtest, ddt, wsgi-intercept), for example:
+``python -m pytest tests/sandbox_plugins/test_neutron_mech.py``.
 """
 
 from typing import ClassVar
@@ -30,9 +35,8 @@ class BindAllTestCase(ml2_test_plugin.Ml2PluginV2TestCase):
         return {"flavors": "flavors"}
 
     def _network(self, **provider):
-        net = self._make_network(
-            self.fmt, "plg-net", True, as_admin=True, arg_list=PROVIDER_ARGS, **provider
-        )["network"]
+        res = self._make_network(self.fmt, "plg-net", True, as_admin=True, arg_list=PROVIDER_ARGS, **provider)
+        net = res["network"]
         self._make_subnet(self.fmt, {"network": net}, "10.9.0.1", "10.9.0.0/24")
         return net
 
@@ -95,9 +99,7 @@ class BindAllTestCase(ml2_test_plugin.Ml2PluginV2TestCase):
         port = self._bound_port(net)
         self._update("ports", port["id"], {"port": {"name": "plg-renamed"}})
         self._assert_bound_active(port["id"])
-        self._update(
-            "ports", port["id"], {"port": {portbindings.HOST_ID: "sandbox-compute-2"}}, as_admin=True
-        )
+        self._update("ports", port["id"], {"port": {portbindings.HOST_ID: "sandbox-compute-2"}}, as_admin=True)
         self._assert_bound_active(port["id"], host="sandbox-compute-2")
         self._update("ports", port["id"], {"port": {"admin_state_up": False}})
         self.assertEqual(n_const.PORT_STATUS_DOWN, self._get_port(port["id"])["status"])
@@ -112,9 +114,7 @@ class BindAllTestCase(ml2_test_plugin.Ml2PluginV2TestCase):
         self._show("ports", port["id"], expected_code=404)
 
     def test_floating_ip_follows_association(self):
-        ext = self._make_network(self.fmt, "plg-public", True, as_admin=True, **{"router:external": True})[
-            "network"
-        ]
+        ext = self._make_network(self.fmt, "plg-public", True, as_admin=True, **{"router:external": True})["network"]
         self._make_subnet(self.fmt, {"network": ext}, "127.42.0.1", "127.42.0.0/24", enable_dhcp=False)
         net = self._network()
         subnet_id = self._list("subnets", query_params=f"network_id={net['id']}")["subnets"][0]["id"]
@@ -144,15 +144,11 @@ class BindAllTestCase(ml2_test_plugin.Ml2PluginV2TestCase):
                 }
             },
         )
-        self.assertEqual(
-            n_const.FLOATINGIP_STATUS_ACTIVE, l3.get_floatingip(self.context, fip["id"])["status"]
-        )
+        self.assertEqual(n_const.FLOATINGIP_STATUS_ACTIVE, l3.get_floatingip(self.context, fip["id"])["status"])
         l3.update_floatingip(self.context, fip["id"], {"floatingip": {"port_id": None}})
         self.assertEqual(n_const.FLOATINGIP_STATUS_DOWN, l3.get_floatingip(self.context, fip["id"])["status"])
         l3.update_floatingip(self.context, fip["id"], {"floatingip": {"port_id": port["id"]}})
-        self.assertEqual(
-            n_const.FLOATINGIP_STATUS_ACTIVE, l3.get_floatingip(self.context, fip["id"])["status"]
-        )
+        self.assertEqual(n_const.FLOATINGIP_STATUS_ACTIVE, l3.get_floatingip(self.context, fip["id"])["status"])
         # Deleting the port disassociates the floating IP inside Neutron's own transaction.
         self._delete("ports", port["id"])
         self.assertEqual(n_const.FLOATINGIP_STATUS_DOWN, l3.get_floatingip(self.context, fip["id"])["status"])

@@ -103,6 +103,8 @@ def up(layout: Layout, report: Report) -> dict[str, float]:
     bootstrap.wait_for_port(FAULT_ADMIN_PORT, "fault-proxy", 30, _program_failed(supervisor, layout, "fault-proxy"))
     conn = bootstrap.admin_connection(secrets)
     bootstrap.ensure_catalog(layout, conn, secrets)
+    # A token carries the catalog of its time: log in again to see the endpoints just made.
+    conn = bootstrap.admin_connection(secrets)
     phase("keystone")
 
     rest = [program.name for program in programs(layout) if program.phase == 2]

@@ -163,9 +163,14 @@ def _ensure_share_types(conn, share_types) -> None:
 
     manila = manila_client.Client("2.65", session=conn.session, service_type="sharev2",
                                   endpoint_type="internalURL", region_name=conn.config.region_name)
-    existing = {share_type.name for share_type in manila.share_types.list()}
+    existing = {share_type.name: share_type for share_type in manila.share_types.list()}
     for spec in share_types:
-        if spec["name"] in existing:
+        wanted = {key: str(value) for key, value in spec.get("extra_specs", {}).items()}
+        share_type = existing.get(spec["name"])
+        if share_type is not None:
+            current = share_type.get_keys()
+            if any(str(current.get(key)).lower() != value.lower() for key, value in wanted.items()):
+                share_type.set_keys(wanted)
             continue
         manila.share_types.create(
             name=spec["name"],

@@ -1,0 +1,163 @@
+"""Magnum through the official clients in both eras: the Heat-era driver (a real Heat stack) and the
+Cluster-API-era driver (servers straight from Nova, no stack)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import yaml
+
+FINAL = re.compile(r"_(COMPLETE|FAILED)$")
+
+
+def wait_status(osc, cluster: str, timeout: float = 300) -> dict:
+    """Poll `coe cluster show` until the status is final, riding over Magnum's early 400s."""
+    deadline = time.monotonic() + timeout
+    delay = 1.0
+    while True:
+        result = osc.run("coe", "cluster", "show", cluster, "-f", "yaml", check=False)
+        if result.returncode == 0:
+            shown = yaml.safe_load(result.stdout)
+            if FINAL.search(shown["status"]):
+                return shown
+        if time.monotonic() > deadline:
+            raise AssertionError(f"cluster {cluster} still not final after {timeout} s: {result.stdout[-500:]}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 5)
+
+
+def stack_ref(cluster: dict) -> str:
+    """The stack id (Heat era) or cluster API name: `stack_id` before microversion 1.13, `cluster_id` after."""
+    return cluster.get("cluster_id") or cluster["stack_id"]
+
+
+def wait_gone(predicate, timeout: float = 300, what: str = "deletion") -> None:
+    deadline = time.monotonic() + timeout
+    while predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not finished within {timeout} s")
+        time.sleep(2)
+
+
+@pytest.fixture(scope="module")
+def keypair(osc):
+    name = f"tmagnum-{int(time.time())}"
+    osc.run("keypair", "create", name)
+    yield name
+    osc.run("keypair", "delete", name, check=False)
+
+
+def make_template(osc, name, image, keypair, *extra):
+    return osc.json(
+        "coe", "cluster", "template", "create", name, "--coe", "kubernetes", "--image", image,
+        "--external-network", "public", "--fixed-network", "private", "--fixed-subnet", "private-subnet",
+        "--flavor", "bm.standard", "--master-flavor", "bm.standard", "--server-type", "bm",
+        "--keypair", keypair, *extra,
+    )
+
+
+def test_heat_era_cluster_lifecycle(osc, keypair, unique_name, tmp_path):
+    template = make_template(osc, f"{unique_name}-t1", "fedora-coreos-sandbox", keypair)
+    template2 = make_template(osc, f"{unique_name}-t2", "fedora-coreos-sandbox", keypair, "--labels", "version=2")
+    cluster = f"{unique_name}-c"
+    try:
+        assert {t["name"] for t in osc.json("coe", "cluster", "template", "list")} >= {template["name"]}
+        assert osc.json("coe", "cluster", "template", "show", template["uuid"])["coe"] == "kubernetes"
+
+        osc.run("coe", "cluster", "create", cluster, "--cluster-template", template["name"],
+                "--master-count", "1", "--node-count", "1")
+        assert cluster in {c["name"] for c in osc.json("coe", "cluster", "list")}
+        shown = wait_status(osc, cluster)
+        assert shown["status"] == "CREATE_COMPLETE", shown["status_reason"]
+        assert "no Kubernetes control plane" in shown["status_reason"]
+        assert re.fullmatch(r"https://127\.42\.0\.\d+:6443", shown["api_address"])
+
+        # The cluster's Heat stack, shaped like the removed Kubernetes driver's.
+        stack = osc.json("stack", "show", stack_ref(shown))
+        assert stack["stack_status"] == "CREATE_COMPLETE"
+        resources = osc.json("stack", "resource", "list", stack_ref(shown), "--nested-depth", "2")
+        names = {r["resource_name"] for r in resources}
+        assert {"kube_masters", "kube_minions", "kube-master", "kube-minion"} <= names
+        assert sum(r["resource_type"] == "OS::Nova::Server" for r in resources) == 2
+        minions = osc.json("stack", "output", "show", stack_ref(shown), "kube_minions")["output_value"]
+        assert len(minions) == 1
+
+        osc.run("coe", "cluster", "resize", cluster, "2")
+        resized = wait_status(osc, cluster)
+        assert resized["status"] == "UPDATE_COMPLETE", resized["status_reason"]
+        assert resized["node_count"] == 2
+        assert len(osc.json("stack", "output", "show", stack_ref(shown), "kube_minions")["output_value"]) == 2
+
+        # Kubernetes credentials: a kubeconfig signed by the cluster's CA in Magnum.
+        osc.run("coe", "cluster", "config", cluster, "--dir", str(tmp_path), "--force")
+        kubeconfig = yaml.safe_load((tmp_path / "config").read_text())
+        assert kubeconfig["clusters"][0]["cluster"]["server"] == shown["api_address"]
+        assert kubeconfig["users"][0]["user"]["client-certificate-data"]
+
+        osc.run("coe", "nodegroup", "create", cluster, "extra", "--node-count", "1", "--role", "worker")
+        deadline = time.monotonic() + 300
+        while (ng := osc.json("coe", "nodegroup", "show", cluster, "extra"))["status"].endswith("IN_PROGRESS"):
+            assert time.monotonic() < deadline, "nodegroup creation did not finish"
+            time.sleep(3)
+        assert ng["status"] == "CREATE_COMPLETE", ng["status_reason"]
+        assert "extra" in {n["name"] for n in osc.json("coe", "nodegroup", "list", cluster)}
+        osc.run("coe", "nodegroup", "delete", cluster, "extra")
+        wait_gone(lambda: "extra" in {n["name"] for n in osc.json("coe", "nodegroup", "list", cluster)},
+                  what="nodegroup deletion")
+
+        osc.run("coe", "cluster", "upgrade", cluster, template2["uuid"])
+        upgraded = wait_status(osc, cluster)
+        assert upgraded["status"] == "UPDATE_COMPLETE", upgraded["status_reason"]
+        assert upgraded["cluster_template_id"] == template2["uuid"]
+    finally:
+        osc.run("coe", "cluster", "delete", cluster, check=False)
+        wait_gone(lambda: cluster in {c["name"] for c in osc.json("coe", "cluster", "list")}, what="cluster deletion")
+        for name in (f"{unique_name}-t1", f"{unique_name}-t2"):
+            osc.run("coe", "cluster", "template", "delete", name, check=False)
+    assert not [s for s in osc.json("stack", "list") if s["Stack Name"].startswith(unique_name[:20])]
+
+
+def test_cluster_api_era_cluster_has_no_stack(osc, keypair, unique_name):
+    template = make_template(osc, f"{unique_name}-t", "ubuntu-capi-sandbox", keypair)
+    cluster = f"{unique_name}-c"
+    try:
+        osc.run("coe", "cluster", "create", cluster, "--cluster-template", template["name"], "--node-count", "1")
+        shown = wait_status(osc, cluster)
+        assert shown["status"] == "CREATE_COMPLETE", shown["status_reason"]
+        stack_id = stack_ref(shown)
+        assert re.fullmatch(r"kube-[a-z0-9]{5}", stack_id)
+        assert osc.run("stack", "show", stack_id, check=False).returncode != 0
+        assert not shown["node_addresses"]
+        servers = {s["Name"] for s in osc.json("server", "list", "--name", f"^{stack_id}-")}
+        assert len(servers) == 2
+        assert sum("-control-plane-" in name for name in servers) == 1
+        assert sum("-default-worker-" in name for name in servers) == 1
+
+        osc.run("coe", "cluster", "resize", cluster, "2")
+        resized = wait_status(osc, cluster)
+        assert resized["status"] == "UPDATE_COMPLETE", resized["status_reason"]
+        assert len(osc.json("server", "list", "--name", f"^{stack_id}-")) == 3
+    finally:
+        osc.run("coe", "cluster", "delete", cluster, check=False)
+        wait_gone(lambda: cluster in {c["name"] for c in osc.json("coe", "cluster", "list")}, what="cluster deletion")
+        osc.run("coe", "cluster", "template", "delete", template["name"], check=False)
+    assert not osc.json("server", "list", "--name", f"^{stack_id}-")
+
+
+def test_injected_create_failure_reports_reason_and_faults(osc, keypair, unique_name):
+    template = make_template(osc, f"{unique_name}-t", "fedora-coreos-sandbox", keypair)
+    cluster = f"{unique_name}-c"
+    try:
+        osc.run("coe", "cluster", "create", cluster, "--cluster-template", template["name"],
+                "--labels", "sandbox_fail_reason=injected disk failure", "--merge-labels")
+        shown = wait_status(osc, cluster)
+        assert shown["status"] == "CREATE_FAILED"
+        assert "injected disk failure" in shown["status_reason"]
+        assert shown["faults"]
+        assert osc.json("stack", "show", stack_ref(shown))["stack_status"] == "CREATE_FAILED"
+    finally:
+        osc.run("coe", "cluster", "delete", cluster, check=False)
+        wait_gone(lambda: cluster in {c["name"] for c in osc.json("coe", "cluster", "list")}, what="cluster deletion")
+        osc.run("coe", "cluster", "template", "delete", template["name"], check=False)
