@@ -49,6 +49,18 @@ def up(layout: Layout) -> None:
 
 @sandbox.command()
 @click.pass_obj
+def install(layout: Layout) -> None:
+    """Install the sandbox's Debian packages and services without starting anything (``up`` does this too)."""
+    from container_infra.sandbox import install as installer
+
+    installer.install_debian_packages(_report)
+    installer.ensure_venv(layout, _report)
+    installer.ensure_nova_driver_shim(layout)
+    click.echo(f"sandbox: installed in {layout.venv}", err=True)
+
+
+@sandbox.command()
+@click.pass_obj
 def down(layout: Layout) -> None:
     """Stop every process of the sandbox (its state is kept for the next up)."""
     from container_infra.sandbox import manager
