@@ -105,3 +105,21 @@ def test_cli_lists_and_clears_rules(faults, sandbox):
     assert len(faults.list_faults()) == 1
     assert runner.invoke(main, ["sandbox", "fault", "clear"]).exit_code == 0
     assert faults.list_faults() == []
+
+
+def test_attach_refused_inside_nova_for_a_chosen_server(osc, unique_name):
+    server = osc.json("server", "create", unique_name, "--image", "fedora-coreos-sandbox", "--flavor", "bm.standard",
+                      "--network", "private", "--property", "sandbox_fail_attach=switch port down", "--wait")
+    try:
+        port = osc.json("port", "create", f"{unique_name}-p", "--network", "lln")
+        result = osc.run("server", "add", "port", server["id"], port["id"], check=False)
+        assert result.returncode != 0
+        assert "Failed to attach network adapter device" in result.stderr
+        assert osc.json("server", "show", server["id"])["status"] == "ACTIVE"
+        assert not osc.json("port", "show", port["id"])["device_id"]
+        osc.run("server", "unset", "--property", "sandbox_fail_attach", server["id"])
+        osc.run("server", "add", "port", server["id"], port["id"])
+        assert osc.json("port", "show", port["id"])["device_id"] == server["id"]
+    finally:
+        osc.run("server", "delete", "--wait", server["id"], check=False)
+        osc.run("port", "delete", f"{unique_name}-p", check=False)
