@@ -55,8 +55,14 @@ plugin-tests: setup
 		if grep -qE "[0-9]+ skipped" .plugin-test.log; then echo "$$file: tests were skipped" >&2; exit 1; fi; \
 	done; rm -f .plugin-test.log
 
+# Integration tests mostly wait on the cloud (Magnum and Heat poll every few seconds), so files run
+# in parallel workers; the lifecycle tests restart the whole cloud and run alone, last.
+PYTEST_WORKERS ?= 4
+LIFECYCLE := tests/integration/test_zz_lifecycle.py
+
 test: lint setup plugin-tests
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore $(LIFECYCLE) $(PYTEST_ARGS)
+	$(BIN)/pytest $(LIFECYCLE) $(PYTEST_ARGS)
 
 clean: sandbox-down
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -9,7 +9,10 @@ them.  An admin JSON API on its own address injects faults and latency and count
 ``POST /faults``
     ``{"service": "*"|<catalog type>, "method": "*"|"GET"|"POST,PUT"..., "path": <glob>,
     "action": "status"|"reset", "status": 503, "message": "...", "count": N,
-    "when": "before"|"after", "retry_after": seconds}`` -> the rule, with its ``id``.
+    "when": "before"|"after", "retry_after": seconds, "agent": <glob>}`` -> the rule, with its ``id``.
+    ``agent`` (default ``"*"``) matches the request's User-Agent, so that one client (say, an
+    openstacksdk connection made with ``app_name="test-1234"``) meets the fault and the clients
+    of tests running beside it do not.
     ``status`` answers with an OpenStack-shaped JSON error body of the service's own shape;
     ``reset`` aborts the TCP connection (RST) without a response.  ``when: "after"`` lets the
     request reach the service first and injects the fault instead of the service's answer (the
@@ -23,9 +26,10 @@ them.  An admin JSON API on its own address injects faults and latency and count
 ``PUT /latency`` ``{"ms": N, "service": "*"}``, ``GET /latency``
     add N ms to every request of a service (``"*"``: every service, replacing per-service values);
     0 clears.
-``GET /counts``, ``DELETE /counts``
-    per service ``{"total": n, "by_method": {"GET": n, ...}, "faulted": n}``; DELETE returns the
-    counts it reset.  Counts include requests that were faulted.
+``GET /counts[?agent=<glob>]``, ``DELETE /counts[?agent=<glob>]``
+    per service ``{"total": n, "by_method": {"GET": n, ...}, "faulted": n}`` for the requests whose
+    User-Agent matches (default: all); DELETE returns the counts it reset and resets only those.
+    Counts include requests that were faulted.
 ``GET /health``
     ``{"status": "ok", "routes": [...]}``.
 
@@ -221,12 +225,14 @@ class Rule:
     created: float
     remaining: int | None = None
     hits: int = 0
+    agent: str = "*"
 
-    def matches(self, service: str, method: str, path: str) -> bool:
+    def matches(self, service: str, method: str, path: str, agent: str = "") -> bool:
         return (
             (self.service == "*" or self.service == service)
             and (not self.methods or method in self.methods)
             and fnmatch.fnmatchcase(path, self.path)
+            and (self.agent == "*" or fnmatch.fnmatchcase(agent, self.agent))
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -244,6 +250,7 @@ class Rule:
             "when": self.when,
             "retry_after": self.retry_after,
             "created": self.created,
+            "agent": self.agent,
         }
 
 
@@ -271,7 +278,8 @@ class FaultState:
         self._expired: list[Rule] = []
         self._next_id = 1
         self._latency: dict[str, int] = {}
-        self._counts = {name: ServiceCounts() for name in self.services}
+        # (service, User-Agent) -> counts; read back aggregated over the agents a glob matches.
+        self._counts: dict[tuple[str, str], ServiceCounts] = {}
 
     # rules ---------------------------------------------------------------
     def add_rule(self, spec: Any) -> dict[str, Any]:
@@ -285,7 +293,7 @@ class FaultState:
     def _validate(self, spec: Any) -> Rule:
         if not isinstance(spec, dict):
             raise RuleError("a fault rule must be a JSON object")
-        known = {"service", "method", "path", "action", "status", "message", "count", "when", "retry_after"}
+        known = {"service", "method", "path", "action", "status", "message", "count", "when", "retry_after", "agent"}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise RuleError(f"unknown field(s) {', '.join(unknown)}; a rule takes {', '.join(sorted(known))}")
@@ -333,6 +341,9 @@ class FaultState:
             raise RuleError("retry_after must be a whole number of seconds >= 0")
         if retry_after is not None and action != "status":
             raise RuleError("retry_after only applies to 'status' faults")
+        agent = spec.get("agent", "*")
+        if not isinstance(agent, str) or not agent:
+            raise RuleError("agent must be a glob on the User-Agent header such as '*test-1234*'")
         return Rule(
             id=0,
             service=service,
@@ -346,6 +357,7 @@ class FaultState:
             retry_after=retry_after,
             created=time.time(),
             remaining=count or None,
+            agent=agent,
         )
 
     def list_rules(self) -> dict[str, Any]:
@@ -370,14 +382,14 @@ class FaultState:
                     return rule.as_dict()
             return None
 
-    def take(self, service: str, method: str, path: str) -> Rule | None:
+    def take(self, service: str, method: str, path: str, agent: str = "") -> Rule | None:
         """Count one request and return the rule that fires for it, if any (consuming one use)."""
         with self._lock:
-            counts = self._counts.setdefault(service, ServiceCounts())
+            counts = self._counts.setdefault((service, agent), ServiceCounts())
             counts.total += 1
             counts.by_method[method] = counts.by_method.get(method, 0) + 1
             for index, rule in enumerate(self._rules):
-                if rule.matches(service, method, path):
+                if rule.matches(service, method, path, agent):
                     rule.hits += 1
                     counts.faulted += 1
                     if rule.remaining is not None:
@@ -421,12 +433,20 @@ class FaultState:
         return ms / 1000.0
 
     # counts --------------------------------------------------------------
-    def counts(self, reset: bool = False) -> dict[str, Any]:
+    def counts(self, reset: bool = False, agent: str = "*") -> dict[str, Any]:
         with self._lock:
-            snapshot = {name: counts.as_dict() for name, counts in self._counts.items()}
-            if reset:
-                self._counts = {name: ServiceCounts() for name in self.services}
-            return snapshot
+            totals = {name: ServiceCounts() for name in self.services}
+            for (service, user_agent), counts in list(self._counts.items()):
+                if agent != "*" and not fnmatch.fnmatchcase(user_agent, agent):
+                    continue
+                total = totals.setdefault(service, ServiceCounts())
+                total.total += counts.total
+                total.faulted += counts.faulted
+                for method, n in counts.by_method.items():
+                    total.by_method[method] = total.by_method.get(method, 0) + n
+                if reset:
+                    del self._counts[(service, user_agent)]
+            return {name: counts.as_dict() for name, counts in totals.items()}
 
 
 # --------------------------------------------------------------------------- error bodies
@@ -579,7 +599,7 @@ class ServiceProxy:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         service = self.route.service
         path = request.raw_path.split("?", 1)[0]
-        rule = self.state.take(service, request.method, path)
+        rule = self.state.take(service, request.method, path, request.headers.get("User-Agent", ""))
         delay = self.state.latency_for(service)
         if delay:
             await asyncio.sleep(delay)
@@ -746,11 +766,11 @@ def admin_app(state: FaultState, config: Config) -> web.Application:
 
     @routes.get("/counts")
     async def get_counts(request: web.Request) -> web.Response:
-        return web.json_response(state.counts())
+        return web.json_response(state.counts(agent=request.query.get("agent", "*")))
 
     @routes.delete("/counts")
     async def reset_counts(request: web.Request) -> web.Response:
-        return web.json_response(state.counts(reset=True))
+        return web.json_response(state.counts(reset=True, agent=request.query.get("agent", "*")))
 
     app = web.Application()
     app.add_routes(routes)

@@ -14,33 +14,62 @@ from magnumclient import exceptions as magnum_exceptions
 from container_infra.sandbox.faults import FaultClient
 
 
-@pytest.fixture
-def faults(sandbox):
-    client = FaultClient()
-    client.reset()
-    yield client
-    client.reset()
+class ScopedFaults:
+    """Faults that only this test's client meets (matched on its User-Agent), removed afterwards,
+    so that tests running in parallel against the same cloud never take each other's faults."""
+
+    def __init__(self, client: FaultClient, app: str):
+        self.client, self.app, self.agent, self.added = client, app, f"*{app}*", []
+
+    def add_fault(self, any_agent: bool = False, **rule):
+        """A rule for this test's client; ``any_agent`` for clients with a fixed User-Agent, whose
+        rule must then be scoped by a path only this test uses."""
+        added = self.client.add_fault(agent="*" if any_agent else self.agent, **rule)
+        self.added.append(added["id"])
+        return added
+
+    def hits(self, rule_id: int) -> int:
+        rules = self.client.list_faults() + self.client.list_faults(expired=True)
+        return next(rule["hits"] for rule in rules if rule["id"] == rule_id)
+
+    def counts(self):
+        return self.client.counts(agent=self.agent)
+
+    def close(self):
+        for rule_id in self.added:
+            self.client.remove_fault(rule_id, missing_ok=True)
 
 
 @pytest.fixture
-def fresh_conn(sandbox):
-    # A connection of its own, so no cached endpoint discovery hides the first faulted request.
-    return openstack.connect(cloud="sandbox")
+def faults(sandbox, unique_name):
+    scoped = ScopedFaults(FaultClient(), unique_name)
+    yield scoped
+    scoped.close()
+
+
+@pytest.fixture
+def fresh_conn(faults):
+    # A connection of its own, named so that its requests carry the test's User-Agent.
+    return openstack.connect(cloud="sandbox", app_name=faults.app)
 
 
 @pytest.mark.parametrize("status,exception", [(500, magnum_exceptions.InternalServerError),
                                               (503, magnum_exceptions.ServiceUnavailable)])
-def test_status_fault_reaches_magnumclient_then_expires(faults, fresh_conn, status, exception):
+def test_status_fault_reaches_magnumclient_then_expires(faults, fresh_conn, unique_name, status, exception):
+    # magnumclient sends its own fixed User-Agent: scope the fault by a path only this test asks for.
     magnum = magnum_client.Client("1", session=fresh_conn.session, region_name="RegionOne")
-    magnum.clusters.list()
-    faults.add_fault(service="container-infra", method="GET", path="/v1/clusters*",
+    with pytest.raises(magnum_exceptions.NotFound):
+        magnum.clusters.get(unique_name)
+    faults.add_fault(any_agent=True, service="container-infra", method="GET", path=f"/v1/clusters/{unique_name}",
                      status=status, count=1)
     with pytest.raises(exception):
-        magnum.clusters.list()
-    assert isinstance(magnum.clusters.list(), list)
+        magnum.clusters.get(unique_name)
+    with pytest.raises(magnum_exceptions.NotFound):
+        magnum.clusters.get(unique_name)
 
 
-def test_conflict_on_interface_attach_is_seen_by_the_cli(faults, osc, unique_name):
+def test_conflict_on_interface_attach_is_seen_by_the_cli(sandbox, osc, unique_name):
+    faults = FaultClient()
     server = osc.json("server", "create", unique_name, "--image", "fedora-coreos-sandbox", "--flavor", "bm.standard",
                       "--network", "private", "--wait")
     try:
@@ -60,7 +89,7 @@ def test_connection_reset_is_seen_by_openstacksdk(faults, fresh_conn):
     # openstacksdk retries a connection failure once by itself: one reset is ridden over...
     rule = faults.add_fault(service="network", method="GET", path="/v2.0/networks*", reset=True, count=1)
     assert list(fresh_conn.network.networks())
-    assert [r["hits"] for r in faults.list_faults(expired=True) if r["id"] == rule["id"]] == [1]
+    assert faults.hits(rule["id"]) == 1
     # ...two in a row reach the caller.
     faults.add_fault(service="network", method="GET", path="/v2.0/networks*", reset=True, count=2)
     with pytest.raises((ksa_exceptions.ConnectFailure, openstack.exceptions.SDKException,
@@ -78,14 +107,15 @@ def test_latency_slows_every_request_and_clears(faults, fresh_conn):
         return time.monotonic() - started
 
     baseline = timed()
-    faults.set_latency(300)
+    # Latency is for every client: a neighbour test may be slowed for a moment, never broken.
+    faults.client.set_latency(300)
     assert timed() >= 0.3
-    faults.set_latency(0)
+    faults.client.set_latency(0)
     assert timed() < baseline + 0.3
 
 
 def test_requests_are_counted_per_service(faults, fresh_conn):
-    faults.reset_counts()
+    assert faults.counts()["network"]["total"] == 0
     list(fresh_conn.network.networks())
     list(fresh_conn.network.ports())
     counts = faults.counts()
@@ -93,18 +123,23 @@ def test_requests_are_counted_per_service(faults, fresh_conn):
     assert counts["container-infra"]["total"] == 0
 
 
-def test_cli_lists_and_clears_rules(faults, sandbox):
+def test_cli_adds_lists_and_clears_a_rule(sandbox, unique_name):
+    import json
+
     from click.testing import CliRunner
 
     from container_infra.cli import main
 
     runner = CliRunner()
-    added = runner.invoke(main, ["sandbox", "fault", "add", "--service", "orchestration", "--path", "/v1/*",
-                                 "--status", "503", "--count", "3"])
+    path = f"/v1/{unique_name}/*"
+    added = runner.invoke(main, ["sandbox", "fault", "add", "--service", "orchestration", "--path", path,
+                                 "--status", "503", "--count", "3", "--json"])
     assert added.exit_code == 0, added.output
-    assert len(faults.list_faults()) == 1
-    assert runner.invoke(main, ["sandbox", "fault", "clear"]).exit_code == 0
-    assert faults.list_faults() == []
+    rule = json.loads(added.output)
+    listed = runner.invoke(main, ["sandbox", "fault", "list", "--json"])
+    assert [r["path"] for r in json.loads(listed.output)["faults"] if r["id"] == rule["id"]] == [path]
+    assert runner.invoke(main, ["sandbox", "fault", "clear", str(rule["id"])]).exit_code == 0
+    assert rule["id"] not in {r["id"] for r in FaultClient().list_faults()}
 
 
 def test_attach_refused_inside_nova_for_a_chosen_server(osc, unique_name):

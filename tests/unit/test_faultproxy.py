@@ -373,6 +373,20 @@ def test_counts_per_service_and_method(sb: Sandbox) -> None:
     assert sb.client.counts()["identity"] == {"total": 0, "by_method": {}, "faulted": 0}
 
 
+def test_agent_scopes_faults_and_counts_to_one_client(sb: Sandbox) -> None:
+    mine, theirs = {"User-Agent": "openstacksdk/4 test-abc123"}, {"User-Agent": "openstacksdk/4 test-other"}
+    sb.client.add_fault(service="compute", path="/v2.1/servers", status=409, agent="*test-abc123*")
+    assert sb.request("GET", "compute", "/v2.1/servers", headers=theirs).status_code == 200
+    assert sb.request("GET", "compute", "/v2.1/servers", headers=mine).status_code == 409
+    sb.request("GET", "compute", "/v2.1/flavors", headers=mine)
+    assert sb.client.counts(agent="*test-abc123*")["compute"] == {
+        "total": 2, "by_method": {"GET": 2}, "faulted": 1
+    }
+    assert sb.client.counts()["compute"]["total"] == 3
+    assert sb.client.reset_counts(agent="*test-abc123*")["compute"]["total"] == 2
+    assert sb.client.counts()["compute"]["total"] == 1  # the other client's request is still counted
+
+
 def test_clear_and_remove(sb: Sandbox) -> None:
     first = sb.client.add_fault(status=500)
     sb.client.add_fault(reset=True, path="/never")

@@ -96,6 +96,8 @@ def fault(ctx: click.Context, admin_url: str) -> None:
 @click.option("--message", help="The error message in the OpenStack-shaped body.")
 @click.option("--after", is_flag=True, help="Let the service handle the request, then fault its answer.")
 @click.option("--retry-after", type=click.IntRange(min=0), help="Send a Retry-After header (seconds).")
+@click.option("--agent", default="*", show_default=True,
+              help="Only requests whose User-Agent matches this glob (one client among many).")
 @json_option
 @click.pass_context
 def add(
@@ -109,6 +111,7 @@ def add(
     message: str | None,
     after: bool,
     retry_after: int | None,
+    agent: str,
     as_json: bool,
 ) -> None:
     """Add a fault rule (matched in creation order; the first match wins)."""
@@ -124,6 +127,7 @@ def add(
         message=message,
         when="after" if after else "before",
         retry_after=retry_after,
+        agent=agent,
     )
     if as_json:
         _emit_json(rule)

@@ -14,6 +14,7 @@ makes::
 from __future__ import annotations
 
 import contextlib
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,8 +97,13 @@ class FaultClient:
         message: str | None = None,
         when: str = "before",
         retry_after: int | None = None,
+        agent: str = "*",
     ) -> dict[str, Any]:
         """Add a rule and return it (with its ``id``).
+
+        ``agent`` is a glob on the request's User-Agent: give each client its own (openstacksdk:
+        ``openstack.connect(..., app_name="t-1234")``, then ``agent="*t-1234*"``) so that tests
+        running side by side do not take each other's faults.
 
         Give either ``status`` (an HTTP error code answered with an OpenStack-shaped body) or
         ``reset=True`` (the TCP connection is aborted, no response).  ``count`` N > 0 applies to the
@@ -115,6 +121,7 @@ class FaultClient:
             "action": "reset" if reset else "status",
             "count": count,
             "when": when,
+            "agent": agent,
         }
         if status is not None:
             rule["status"] = status
@@ -146,13 +153,14 @@ class FaultClient:
     def latency(self) -> dict[str, int]:
         return self._call("GET", "/latency")["latency"]
 
-    def counts(self) -> dict[str, dict[str, Any]]:
-        """Per service: ``{"total": n, "by_method": {"GET": n, ...}, "faulted": n}``."""
-        return self._call("GET", "/counts")
+    def counts(self, agent: str = "*") -> dict[str, dict[str, Any]]:
+        """Per service: ``{"total": n, "by_method": {"GET": n, ...}, "faulted": n}``, for the
+        requests whose User-Agent matches the glob ``agent``."""
+        return self._call("GET", "/counts?" + urllib.parse.urlencode({"agent": agent}))
 
-    def reset_counts(self) -> dict[str, dict[str, Any]]:
-        """Reset the counters; returns the counts as they were just before."""
-        return self._call("DELETE", "/counts")
+    def reset_counts(self, agent: str = "*") -> dict[str, dict[str, Any]]:
+        """Reset the counters of the matching User-Agents; returns them as they were just before."""
+        return self._call("DELETE", "/counts?" + urllib.parse.urlencode({"agent": agent}))
 
     def reset(self) -> None:
         """Back to a clean proxy: no rules, no latency, zero counts."""

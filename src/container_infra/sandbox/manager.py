@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import shutil
 import time
 from collections.abc import Callable
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 
 import requests
 
-from container_infra.sandbox import bootstrap, clouds, configs, install, seed
+from container_infra.sandbox import bootstrap, clouds, configs, install, nodeimage, nodes, seed
 from container_infra.sandbox.layout import APIS, FAULT_ADMIN_PORT, MARIADB_PORT, RABBIT_PORT, Layout
 from container_infra.sandbox.supervisor import Supervisor, kill_strays, programs, sandbox_pids
 
@@ -60,8 +62,25 @@ def _wait_http(url: str, name: str, timeout: float, failed: Callable[[], str | N
         delay = min(delay * 1.5, 2.0)
 
 
+@contextlib.contextmanager
+def exclusive(layout: Layout):
+    """One up, down or reset at a time per sandbox (parallel test workers, two operators' shells)."""
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with (layout.root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def up(layout: Layout, report: Report) -> dict[str, float]:
     """Install (once), configure, start and seed the sandbox; returns the seconds each phase took."""
+    with exclusive(layout):
+        return _up(layout, report)
+
+
+def _up(layout: Layout, report: Report) -> dict[str, float]:
     timings: dict[str, float] = {}
     started = time.monotonic()
 
@@ -75,6 +94,8 @@ def up(layout: Layout, report: Report) -> dict[str, float]:
     install.install_debian_packages(report)
     install.ensure_venv(layout, report)
     install.ensure_nova_driver_shim(layout)
+    nodeimage.ensure_dockerd(layout.log, report)
+    nodeimage.build(report)
     phase("install")
 
     bootstrap.prepare_dirs(layout)
@@ -123,6 +144,7 @@ def up(layout: Layout, report: Report) -> dict[str, float]:
     passwords = {"admin": secrets["admin"], "demo": secrets["demo"]}
     seed.apply_seed(conn, seed_data, passwords, report)
     _wait_for_compute_and_shares(conn, supervisor, layout)
+    nodes.ensure_zones(conn, report)
     path = clouds.write_clouds(passwords)
     report(f"clouds.yaml entries 'sandbox' and 'sandbox-admin' are in {path}")
     phase("seed")
@@ -135,6 +157,14 @@ def programs_reading(layout: Layout, files) -> list[str]:
     for path in files:
         if path.name == "faultproxy.json":
             names.append("fault-proxy")
+            continue
+        if path.name == "fipforward.json":
+            names.append("fip-forwarder")
+            continue
+        own = [p.name for p in programs(layout) if p.name == path.stem]
+        if own:
+            # A file named after its program (nova-compute.conf) is read by that program alone.
+            names += own
             continue
         service = path.relative_to(layout.etc).parts[0]
         names += [p.name for p in programs(layout) if p.name == service or p.name.startswith(f"{service}-")]
@@ -171,9 +201,17 @@ def _wait_for_compute_and_shares(conn, supervisor: Supervisor, layout: Layout, t
 
 def down(layout: Layout) -> list[int]:
     """Stop every process of the sandbox; returns the pids of strays that had to be killed."""
+    with exclusive(layout):
+        return _down(layout)
+
+
+def _down(layout: Layout) -> list[int]:
     supervisor = Supervisor(layout)
     supervisor.shutdown()
-    return kill_strays(layout)
+    strays = kill_strays(layout)
+    # The nodes die with the cloud: no container, veth or bridge of the sandbox outlives `down`.
+    nodes.cleanup()
+    return strays
 
 
 def status(layout: Layout) -> list[ServiceStatus]:
@@ -192,7 +230,12 @@ def status(layout: Layout) -> list[ServiceStatus]:
 
 def reset(layout: Layout) -> None:
     """Stop everything and wipe the sandbox's state; the services' venv is kept for a warm next up."""
-    down(layout)
+    with exclusive(layout):
+        _reset(layout)
+
+
+def _reset(layout: Layout) -> None:
+    _down(layout)
     leftovers = sandbox_pids(layout)
     if leftovers:
         raise SandboxError(f"processes {leftovers} of the sandbox are still running; stop them and retry")
