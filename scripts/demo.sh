@@ -45,16 +45,17 @@ if ! os coe cluster show demo >/dev/null 2>&1; then
     run coe cluster create demo --cluster-template demo-k8s --master-count 1 --node-count 2
 fi
 wait_for "cluster demo" os coe cluster show demo -f value -c status
-run coe cluster show demo -c status -c status_reason -c stack_id -c api_address -c node_addresses
+run coe cluster show demo -c status -c status_reason -c cluster_id -c api_address -c node_addresses
 
 say "Its Heat stack and the stack's nested resources"
-STACK=$(os coe cluster show demo -f value -c stack_id)
+# Magnum answers with cluster_id (the stack) from microversion 1.13 on, stack_id before.
+STACK=$(os coe cluster show demo -f value -c cluster_id)
 run stack show "$STACK" -c stack_name -c stack_status
 run stack resource list "$STACK" --nested-depth 2 --filter type=OS::Nova::Server -c resource_name -c physical_resource_id -c stack_name
 run stack output show "$STACK" kube_minions
 
 say "A port on the HTE network attached to the first worker"
-SERVER=$(os server list --name "^${STACK}-node-0\$" -f value -c ID)
+SERVER=$(os stack resource list "$STACK" --nested-depth 2 --filter name=kube-minion -f value -c physical_resource_id | head -1)
 if ! os port show demo-hte-port >/dev/null 2>&1; then
     run port create demo-hte-port --network hte -f value -c id
 fi

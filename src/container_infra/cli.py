@@ -126,6 +126,28 @@ def reset(layout: Layout, yes: bool) -> None:
     click.echo("sandbox: reset; the next `up` starts from an empty cloud", err=True)
 
 
+@sandbox.group()
+def image() -> None:
+    """The node image the sandbox's Docker-backed servers boot."""
+
+
+@image.command("build")
+@click.option("--force", is_flag=True, help="Build again even if the image for this recipe exists.")
+def image_build(force: bool) -> None:
+    """Build the node image (debootstrap + docker import) unless its recipe's image exists."""
+    from container_infra.sandbox import nodeimage
+
+    try:
+        tag, seconds = nodeimage.build(_report, force=force)
+    except (RuntimeError, subprocess.CalledProcessError) as error:
+        raise click.ClickException(str(error)) from error
+    if seconds is None:
+        click.echo(f"sandbox: node image {tag} is up to date", err=True)
+    else:
+        click.echo(f"sandbox: built node image {tag} in {seconds:.1f} s", err=True)
+    click.echo(tag)
+
+
 sandbox.add_command(fault)
 
 

@@ -157,8 +157,9 @@ def test_sandbox_dir_follows_the_environment(monkeypatch, tmp_path):
 def test_a_changed_config_restarts_exactly_its_readers(layout):
     from container_infra.sandbox.manager import programs_reading
 
+    # Every program of a service directory restarts: they share its files (policy, paste).
     assert programs_reading(layout, [layout.etc / "nova" / "nova.conf"]) == [
-        "nova-api", "nova-compute", "nova-conductor", "nova-scheduler"
+        "nova-api", "nova-compute", "nova-compute-docker", "nova-conductor", "nova-scheduler"
     ]
     assert programs_reading(layout, [layout.etc / "keystone" / "keystone.conf"]) == ["keystone"]
     assert programs_reading(layout, [layout.etc / "faultproxy.json"]) == ["fault-proxy"]

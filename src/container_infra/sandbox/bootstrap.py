@@ -47,7 +47,7 @@ def load_or_create_secrets(layout: Layout) -> dict[str, str]:
 def prepare_dirs(layout: Layout) -> None:
     for path in (layout.etc, layout.log, layout.run / "lock", layout.data, layout.log / "rabbitmq"):
         path.mkdir(parents=True, exist_ok=True)
-    for service in configs.CONFIG_FILES:
+    for service in (*configs.CONFIG_FILES, "nova-docker"):
         (layout.data / service).mkdir(parents=True, exist_ok=True)
         (layout.run / "lock" / service).mkdir(parents=True, exist_ok=True)
 

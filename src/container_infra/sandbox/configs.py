@@ -93,6 +93,9 @@ def _common(layout: Layout, secrets: Mapping[str, str], service: str) -> Section
             "debug": "false",
             "transport_url": transport_url(secrets),
             "state_path": str(layout.data / service),
+            # Twenty services share two cores here: under a test run's load an RPC answer can take
+            # longer than oslo.messaging's 60 s default, which real clouds never see.
+            "rpc_response_timeout": "180",
         },
         "oslo_concurrency": {"lock_path": str(layout.run / "lock" / service)},
         "oslo_messaging_rabbit": {"heartbeat_timeout_threshold": "0"},
@@ -158,6 +161,11 @@ def nova(layout: Layout, secrets: Mapping[str, str]) -> Sections:
             "allow_resize_to_same_host": "true",
         }
     )
+    from container_infra.sandbox import nodes
+
+    if nodes.FAKE_ZONE:
+        # The fake host has a zone of its own: servers that name none go to the Docker host's zone.
+        sections["DEFAULT"]["default_schedule_zone"] = nodes.DOCKER_ZONE
     sections.update(
         {
             "api_database": {"connection": db_url(secrets, "nova_api")},
@@ -185,6 +193,55 @@ def nova_compute(layout: Layout, secrets: Mapping[str, str]) -> Sections:
     sections = nova(layout, secrets)
     del sections["api_database"], sections["database"]
     return sections
+
+
+# The Docker-backed compute host (sandbox/container_infra_sandbox/nova_docker.py) and its zone.
+DOCKER_COMPUTE_HOST = "sandbox-docker-1"
+FAKE_COMPUTE_HOST = "sandbox-compute-1"
+
+
+def nova_compute_docker(layout: Layout, secrets: Mapping[str, str]) -> Sections:
+    """The second nova-compute: servers are Docker containers of the node image."""
+    from container_infra.sandbox.nodeimage import IMAGE_REPOSITORY
+    from container_infra.sandbox.nodes import DOCKER_ZONE as docker_zone
+
+    sections = nova_compute(layout, secrets)
+    sections["DEFAULT"].update(
+        {
+            "compute_driver": "container_infra_sandbox.SandboxDockerDriver",
+            "host": DOCKER_COMPUTE_HOST,
+            # Its own node identity (compute_id) and instance directory.
+            "state_path": str(layout.data / "nova-docker"),
+            "instances_path": str(layout.data / "nova-docker" / "instances"),
+            # Containers of servers Nova deleted while this service was down are removed.
+            "running_deleted_instance_action": "reap",
+            "running_deleted_instance_poll_interval": "60",
+            "sync_power_state_interval": "30",
+            # Flushes the failed-build count (see [compute] below) to the scheduler within seconds.
+            "update_resources_interval": "10",
+        }
+    )
+    sections["oslo_concurrency"] = {"lock_path": str(layout.run / "lock" / "nova-docker")}
+    sections["compute"] = {
+        # A refused build (see require_zone) counts as a failed build, which Nova's build-failure
+        # weigher then holds against this host for servers that name no zone (until a build here
+        # succeeds); set so high that refusals never disable the host.
+        "consecutive_build_service_disable_threshold": "1000000000",
+    }
+    sections["sandbox_docker"] = {"image": f"{IMAGE_REPOSITORY}:latest"}
+    if docker_zone != "nova":
+        # Servers that name no zone must not land here while the Docker host has its own zone.
+        sections["sandbox_docker"]["require_zone"] = docker_zone
+    return sections
+
+
+def fip_forwarder_config(secrets: Mapping[str, str]) -> dict:
+    return {
+        "database": {"host": HOST, "port": MARIADB_PORT, "user": DB_USER, "password": secrets["database"],
+                     "name": "neutron"},
+        "ports": [22, 2376],
+        "poll_interval": 1.0,
+    }
 
 
 def neutron(layout: Layout, secrets: Mapping[str, str]) -> Sections:
@@ -329,7 +386,8 @@ CONFIG_FILES = {
     "keystone": {"keystone.conf": keystone},
     "glance": {"glance-api.conf": glance},
     "placement": {"placement.conf": placement},
-    "nova": {"nova.conf": nova, "nova-compute.conf": nova_compute},
+    "nova": {"nova.conf": nova, "nova-compute.conf": nova_compute,
+             "nova-compute-docker.conf": nova_compute_docker},
     "neutron": {"neutron.conf": neutron},
     "heat": {"heat.conf": heat},
     "magnum": {"magnum.conf": magnum},
@@ -400,6 +458,9 @@ def write_all(layout: Layout, secrets: Mapping[str, str]) -> list[Path]:
             if not target.exists() or target.read_bytes() != source.read_bytes():
                 shutil.copyfile(source, target)
                 changed.append(target)
+    forwarder = layout.etc / "fipforward.json"
+    if _write_private(forwarder, json.dumps(fip_forwarder_config(secrets), indent=2)):
+        changed.append(forwarder)
     proxy = layout.etc / "faultproxy.json"
     if _write_private(proxy, json.dumps(fault_proxy_config(layout), indent=2)):
         changed.append(proxy)

@@ -19,6 +19,9 @@ DEBIAN_PACKAGES = {
     # binary that proves the package is installed -> package
     "/usr/sbin/mariadbd": "mariadb-server",
     "/usr/lib/rabbitmq/bin/rabbitmq-server": "rabbitmq-server",
+    # The Docker-backed nodes: the engine, and debootstrap for the node image.
+    "/usr/sbin/dockerd": "docker.io",
+    "/usr/sbin/debootstrap": "debootstrap",
 }
 
 # The services and what runs them; versions come from sandbox/constraints.txt.
@@ -98,6 +101,7 @@ def ensure_venv(layout: Layout, report: Report) -> bool:
 NOVA_DRIVER_SHIM = (
     '"""Installed by container-infra: the sandbox\'s compute drivers, where Nova looks for drivers."""\n'
     "from container_infra_sandbox.nova_fake import *  # noqa: F403\n"
+    "from container_infra_sandbox.nova_docker import *  # noqa: F403\n"
 )
 
 

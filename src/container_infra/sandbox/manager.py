@@ -145,6 +145,7 @@ def _up(layout: Layout, report: Report) -> dict[str, float]:
     seed.apply_seed(conn, seed_data, passwords, report)
     _wait_for_compute_and_shares(conn, supervisor, layout)
     nodes.ensure_zones(conn, report)
+    nodes.reconcile_containers(conn, report)
     path = clouds.write_clouds(passwords)
     report(f"clouds.yaml entries 'sandbox' and 'sandbox-admin' are in {path}")
     phase("seed")

@@ -1,0 +1,178 @@
+#!/usr/bin/python
+"""Ansible module os_container_infra_config: a thin shim over container_infra.modules.os_container_infra_config."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: os_container_infra_config
+short_description: Write a Magnum cluster's kubeconfig or Docker TLS bundle into a directory
+description:
+  - The equivalent of C(openstack coe cluster config), idempotent. For Kubernetes it writes
+    C(<dest>/config), a kubeconfig with the cluster's CA, the API address and a client certificate for
+    user C(admin) (group C(system:masters)) that Magnum's per-cluster CA signs from a CSR made on the
+    control host; the context is C(default).
+  - For Swarm it writes C(ca.pem), C(cert.pem), C(key.pem) and C(env.sh) (exports DOCKER_HOST,
+    DOCKER_CERT_PATH and DOCKER_TLS_VERIFY).
+  - Private keys (and the kubeconfig, which holds one) are written with mode 0600.
+  - A re-run changes nothing while the files hold the cluster's current CA and API address and the client
+    certificate is valid for more than I(renew_before_days); after a CA rotation new credentials are made.
+  - Runs on the control host with the interpreter where the container_infra package is installed.
+version_added: "0.1.0"
+author: container-infra maintainers
+options:
+  cluster:
+    description: Name or UUID of the cluster (it must have an API address, that is be created).
+    type: str
+    required: true
+    aliases: [name]
+  dest:
+    description: Directory to write into (created if missing).
+    type: path
+    required: true
+    aliases: [dir]
+  state:
+    description: C(present) writes the files, C(absent) removes them.
+    type: str
+    choices: [present, absent]
+    default: present
+  force:
+    description: Make a new key and certificate even when the files are up to date.
+    type: bool
+    default: false
+  key_size:
+    description: RSA key size of the client key.
+    type: int
+    default: 2048
+  renew_before_days:
+    description: Renew the client certificate when it expires within this many days.
+    type: int
+    default: 1
+  cloud:
+    description: Name of a cloud in clouds.yaml, or a dict with a whole cloud definition.
+    type: raw
+  auth:
+    description:
+      - Authentication parameters (auth_url, username, password, project_name, application_credential_id, ...).
+    type: dict
+  auth_type:
+    description: Keystone auth plugin, e.g. C(password), C(v3applicationcredential), C(token).
+    type: str
+  region_name:
+    description: Region to use.
+    type: str
+  interface:
+    description: Endpoint interface.
+    type: str
+    choices: [public, internal, admin]
+    default: public
+    aliases: [endpoint_type]
+  validate_certs:
+    description: Verify TLS certificates (by default the cloud's setting).
+    type: bool
+    aliases: [verify]
+  ca_cert:
+    description: CA bundle to verify the cloud's certificates.
+    type: str
+    aliases: [cacert]
+  client_cert:
+    description: Client certificate for TLS.
+    type: str
+    aliases: [cert]
+  client_key:
+    description: Client key for TLS.
+    type: str
+    aliases: [key]
+  api_timeout:
+    description: Seconds to wait for one API answer.
+    type: int
+  wait:
+    description: Not used; accepted for symmetry with the other modules.
+    type: bool
+    default: true
+  timeout:
+    description: Not used; accepted for symmetry with the other modules.
+    type: int
+    default: 1800
+  poll_interval:
+    description: Not used; accepted for symmetry with the other modules.
+    type: float
+    default: 5
+notes:
+  - Supports check mode and diff mode (the CA fingerprint and API address before and after).
+requirements:
+  - python >= 3.10
+  - container_infra (this toolkit's package), python-magnumclient, cryptography
+"""
+
+EXAMPLES = r"""
+- name: Kubeconfig for the cluster
+  os_container_infra_config:
+    cloud: sandbox
+    cluster: science-k8s
+    dest: "{{ playbook_dir }}/credentials/science-k8s"
+  register: creds
+
+- name: Use it
+  ansible.builtin.command: kubectl get nodes
+  environment: "{{ creds.env }}"
+  changed_when: false
+"""
+
+RETURN = r"""
+coe:
+  description: The cluster's COE (from its template).
+  returned: when state is present
+  type: str
+  sample: kubernetes
+dest:
+  description: The directory written.
+  returned: when state is present
+  type: str
+files:
+  description: The files the credentials consist of.
+  returned: when state is present
+  type: list
+  elements: str
+kubeconfig:
+  description: Path of the kubeconfig (Kubernetes), or null.
+  returned: when state is present
+  type: str
+  sample: /home/op/credentials/science-k8s/config
+env:
+  description: Environment for the credentials (KUBECONFIG, or DOCKER_HOST, DOCKER_CERT_PATH, DOCKER_TLS_VERIFY).
+  returned: when state is present
+  type: dict
+api_address:
+  description: The cluster's API address.
+  returned: when state is present
+  type: str
+ca_fingerprint:
+  description: SHA-256 fingerprint of the cluster's CA certificate (null with TLS disabled).
+  returned: when state is present
+  type: str
+removed:
+  description: Files removed.
+  returned: when state is absent
+  type: list
+  elements: str
+api_calls:
+  description: HTTP requests this run made.
+  returned: always
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from container_infra.cloud.module import run_module  # noqa: E402
+from container_infra.modules import os_container_infra_config  # noqa: E402
+
+
+def main():
+    run_module(os_container_infra_config.ARGUMENT_SPEC, os_container_infra_config.run, operation="writing",
+               module_class=AnsibleModule,
+               resource=lambda params: f"the credentials of cluster {params.get('cluster')}")
+
+
+if __name__ == "__main__":
+    main()

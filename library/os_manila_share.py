@@ -1,0 +1,211 @@
+#!/usr/bin/python
+"""Ansible module os_manila_share: a thin shell over container_infra.modules.os_manila_share."""
+
+DOCUMENTATION = r"""
+---
+module: os_manila_share
+short_description: Ensure a Manila share and its access rules, and return its export locations parsed
+description:
+  - Ensures a share by name - size (extended or shrunk in place), share type, protocol, metadata and
+    availability zone - and its access rules (a cephx user for CephFS, or an IP, with an access level).
+  - Waits until the share is C(available) and the rules C(active).
+  - Protocol, share type and availability zone cannot change in place; the module fails and says what to do.
+  - "Returns the export locations parsed - monitors, path and the CephFS file system name - and each rule's
+    C(access_key). The key is a secret - register the result and set C(no_log: true) on tasks that show it."
+  - Supports check mode and diff mode (the diff leaves the keys out).
+version_added: "0.1.0"
+author: container-infra
+requirements:
+  - python >= 3.10
+  - python-manilaclient
+  - container_infra (this toolkit's Python package, installed where the module runs)
+options:
+  name:
+    description: The share's name (unique in the project).
+    type: str
+    required: true
+  state:
+    description: present or absent.
+    type: str
+    default: present
+    choices: [present, absent]
+  size:
+    description: Size in GiB; required to create.
+    type: int
+  share_type:
+    description: The share type (name or id), for example C(cephfs).
+    type: str
+  share_proto:
+    description: The protocol - CEPHFS, GLUSTERFS or NFS.
+    type: str
+    default: CEPHFS
+    aliases: [protocol]
+  description:
+    description: The share's description (set at creation).
+    type: str
+  metadata:
+    description: The share's metadata, set exactly (keys Manila keeps for itself, C(__*), stay).
+    type: dict
+  availability_zone:
+    description: The availability zone.
+    type: str
+  access_rules:
+    description: Access rules the share must have.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      access_type:
+        description: cephx (a CephFS user), ip, user or cert.
+        type: str
+        default: cephx
+        choices: [cephx, ip, user, cert]
+      access_to:
+        description: The cephx user, IP or CIDR, user or certificate CN.
+        type: str
+        required: true
+      access_level:
+        description: rw or ro.
+        type: str
+        default: rw
+        choices: [rw, ro]
+  purge_access_rules:
+    description: Remove rules not listed in O(access_rules).
+    type: bool
+    default: false
+  cloud:
+    description: A cloud name in clouds.yaml, or a dict with a whole cloud definition.
+    type: raw
+  auth:
+    description: Authentication (auth_url, username, password, project_name, application_credential_id ...).
+    type: dict
+  auth_type:
+    description: The keystoneauth plugin, for example C(v3applicationcredential).
+    type: str
+  region_name:
+    description: The region.
+    type: str
+  interface:
+    description: Which endpoints to use.
+    type: str
+    default: public
+    choices: [public, internal, admin]
+    aliases: [endpoint_type]
+  validate_certs:
+    description: Verify TLS certificates.
+    type: bool
+    aliases: [verify]
+  ca_cert:
+    description: A CA bundle to verify the cloud's certificates with.
+    type: str
+    aliases: [cacert]
+  client_cert:
+    description: A client certificate.
+    type: str
+    aliases: [cert]
+  client_key:
+    description: The client certificate's key.
+    type: str
+    aliases: [key]
+  api_timeout:
+    description: Seconds to wait for one API answer.
+    type: int
+  wait:
+    description: Wait until attached ports are ACTIVE and detached ones are free.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to wait in all.
+    type: int
+    default: 1800
+  poll_interval:
+    description: The longest pause, in seconds, between two polls.
+    type: float
+    default: 5.0
+notes:
+  - "The module runs on the control host (C(delegate_to: localhost)) with the interpreter where
+    container_infra is installed."
+"""
+
+EXAMPLES = r"""
+- name: A CephFS share with a cephx user
+  os_manila_share:
+    cloud: sandbox
+    name: scratch
+    size: 100
+    share_type: cephfs
+    share_proto: CEPHFS
+    metadata: {project: astro}
+    access_rules:
+      - access_type: cephx
+        access_to: scratch-user
+        access_level: rw
+  register: share
+  no_log: true
+
+- name: Mount source for ceph-fuse / the kernel client
+  ansible.builtin.debug:
+    msg: "{{ share.share.monitors | join(',') }}:{{ share.share.path }} fs={{ share.share.fs_name }}"
+
+- name: Gone
+  os_manila_share:
+    cloud: sandbox
+    name: scratch
+    state: absent
+"""
+
+RETURN = r"""
+share:
+  description: The share (empty when absent).
+  returned: always
+  type: dict
+  contains:
+    id: {description: The share id., type: str}
+    name: {description: The name., type: str}
+    status: {description: available once ready., type: str}
+    size: {description: GiB., type: int}
+    share_proto: {description: The protocol., type: str}
+    share_type: {description: The share type name., type: str}
+    metadata: {description: User metadata., type: dict}
+    export_locations:
+      description: Each export location parsed.
+      type: list
+      elements: dict
+      contains:
+        export: {description: As Manila gives it., type: str}
+        monitors: {description: The Ceph monitors (CephFS) or the host (NFS)., type: list, elements: str}
+        path: {description: The path on the file system., type: str}
+        fs_name: {description: The CephFS file system name., type: str}
+    monitors: {description: The first export location's monitors., type: list, elements: str}
+    path: {description: The first export location's path., type: str}
+    fs_name: {description: The CephFS file system name (from __mount_options)., type: str}
+    access_rules:
+      description: The rules; access_key is a secret.
+      type: list
+      elements: dict
+      contains:
+        access_type: {description: cephx, ip, user or cert., type: str}
+        access_to: {description: Who., type: str}
+        access_level: {description: rw or ro., type: str}
+        state: {description: active once applied., type: str}
+        access_key: {description: The cephx key (secret)., type: str}
+plan:
+  description: What the run changes (or, in check mode, would change).
+  returned: always
+  type: dict
+"""
+
+# Ansible packs a module with the module_utils it imports; this import tells it the module is a
+# new-style one (its parameters arrive through AnsibleModule), the rest comes from container_infra.
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402, F401
+
+from container_infra.cloud.module import run_module  # noqa: E402
+from container_infra.modules.os_manila_share import ARGUMENT_SPEC, run  # noqa: E402
+
+
+def main():
+    run_module(ARGUMENT_SPEC, run, operation="ensuring", resource=lambda params: f"share {params['name']}")
+
+
+if __name__ == "__main__":
+    main()

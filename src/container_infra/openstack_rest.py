@@ -1,0 +1,183 @@
+"""Bulk REST calls to Nova and Neutron on the shared keystoneauth session.
+
+openstacksdk's proxies make one call per resource where the APIs take many ids at once
+(``GET /v2.0/ports?device_id=A&device_id=B``), and its resource layer drops query parameters it does
+not know. The toolkit's node-level logic (:mod:`container_infra.modules.os_server_interface`,
+:mod:`container_infra.discovery`) therefore talks to the two APIs through this small client: each
+method is one HTTP request (a listing follows its ``next`` links), and every request is counted by
+:attr:`container_infra.cloud.Cloud.api_calls` because it rides on the same session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+#: The compute microversion the listings ask for: 2.47 embeds the flavor in a server.
+SERVER_LIST_MICROVERSION = "2.47"
+#: os-interface with a device tag needs 2.49.
+TAGGED_ATTACH_MICROVERSION = "2.49"
+#: Servers per page of a detailed listing.
+DETAIL_PAGE = 50
+#: The longest query string one listing sends. eventlet's WSGI server (Neutron, Nova when not behind
+#: uWSGI or Apache) refuses request lines over 4094 bytes with "414 URI Too Long".
+QUERY_BUDGET = 3000
+
+
+def chunks(items: list[str], field: str = "id", budget: int = QUERY_BUDGET) -> Iterable[list[str]]:
+    """Split ids so that ``field=id&field=id...`` stays within ``budget`` bytes."""
+    group: list[str] = []
+    used = 0
+    for item in items:
+        cost = len(field) + len(item) + 2
+        if group and used + cost > budget:
+            yield group
+            group, used = [], 0
+        group.append(item)
+        used += cost
+    if group:
+        yield group
+
+
+def _service_message(response) -> str | None:
+    """The message in Neutron's ``{"NeutronError": {"message"}}`` or Nova's ``{"badRequest": {"message"}}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict):
+        for value in body.values():
+            if isinstance(value, dict) and value.get("message"):
+                return str(value["message"])
+        if isinstance(body.get("message"), str):
+            return body["message"]
+    return None
+
+
+class Rest:
+    """Nova and Neutron through one keystoneauth session, endpoints taken from the catalog."""
+
+    def __init__(self, cloud) -> None:
+        self.cloud = cloud
+        self.session = cloud.session
+        self._endpoints: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ plumbing
+    def _filter(self, service_type: str) -> dict[str, Any]:
+        if hasattr(self.cloud, "endpoint_filter"):
+            return self.cloud.endpoint_filter(service_type)
+        return {"service_type": service_type, "interface": getattr(self.cloud, "interface", "public")}
+
+    def endpoint(self, service_type: str) -> str:
+        """The catalog URL (no version discovery: the catalog says where the API is)."""
+        if service_type not in self._endpoints:
+            url = self.session.get_endpoint(**self._filter(service_type)).rstrip("/")
+            if service_type == "network" and not url.endswith("/v2.0"):
+                url += "/v2.0"
+            self._endpoints[service_type] = url
+        return self._endpoints[service_type]
+
+    def request(self, service_type: str, method: str, path: str, *, params=None, json=None,
+                microversion: str | None = None, ok_404: bool = False) -> Any:
+        url = self.endpoint(service_type) + path
+        kwargs: dict[str, Any] = {"raise_exc": False}
+        if params is not None:
+            kwargs["params"] = params
+        if json is not None:
+            kwargs["json"] = json
+        if microversion:
+            kwargs["microversion"] = microversion
+            kwargs["microversion_service_type"] = service_type
+        if getattr(self.cloud, "api_timeout", None):
+            kwargs["timeout"] = self.cloud.api_timeout
+        response = self.session.request(url, method, **kwargs)
+        if response.status_code == 404 and ok_404:
+            return None
+        if response.status_code >= 400:
+            from keystoneauth1 import exceptions as ks_exceptions
+
+            error = ks_exceptions.from_response(response, method, url)
+            said = _service_message(response)
+            if said:
+                error.message = f"{said} (HTTP {response.status_code})"
+                error.args = (error.message,)
+            raise error
+        if not response.content:
+            return None
+        return response.json()
+
+    def _list(self, service_type: str, path: str, key: str, params, microversion: str | None = None) -> list[dict]:
+        items: list[dict] = []
+        query = list(params)
+        while True:
+            body = self.request(service_type, "GET", path, params=query, microversion=microversion) or {}
+            items.extend(body.get(key, []))
+            nxt = next((link["href"] for link in body.get(f"{key}_links", []) if link.get("rel") == "next"), None)
+            if not nxt:
+                return items
+            query = parse_qsl(urlsplit(nxt).query)
+
+    # ------------------------------------------------------------------ Nova
+    def list_servers(self, name_regex: str | None = None, detail: bool = True) -> list[dict]:
+        """``GET /servers/detail`` (all pages); Nova's ``name`` filter is a regular expression.
+
+        ``detail=False`` lists ids and names only (``GET /servers``), which Nova answers without
+        asking Neutron about each server: the cheap listing when names are all that is needed."""
+        params = [("name", name_regex)] if name_regex else []
+        if detail:
+            # Nova asks Neutron about a whole page of servers in one request; a page of 100 makes that
+            # request line too long for an eventlet-served Neutron (414, and Nova answers 500).
+            params.append(("limit", str(DETAIL_PAGE)))
+        path = "/servers/detail" if detail else "/servers"
+        return self._list("compute", path, "servers", params, SERVER_LIST_MICROVERSION)
+
+    def attach(self, server_id: str, port_id: str, tag: str | None = None) -> dict:
+        body: dict[str, Any] = {"port_id": port_id}
+        if tag:
+            body["tag"] = tag
+        answer = self.request("compute", "POST", f"/servers/{server_id}/os-interface",
+                              json={"interfaceAttachment": body},
+                              microversion=TAGGED_ATTACH_MICROVERSION if tag else None)
+        return (answer or {}).get("interfaceAttachment", {})
+
+    def detach(self, server_id: str, port_id: str) -> None:
+        self.request("compute", "DELETE", f"/servers/{server_id}/os-interface/{port_id}", ok_404=True)
+
+    # ------------------------------------------------------------------ Neutron
+    def list_networks(self, names: list[str] | None = None, ids: list[str] | None = None) -> list[dict]:
+        params = [("name", n) for n in names or []] + [("id", i) for i in ids or []]
+        return self._list("network", "/networks", "networks", params)
+
+    def list_subnets(self, network_ids: list[str]) -> list[dict]:
+        found: list[dict] = []
+        for group in chunks(sorted(set(network_ids)), "network_id"):
+            found += self._list("network", "/subnets", "subnets", [("network_id", i) for i in group])
+        return found
+
+    def list_security_groups(self, refs: list[str]) -> list[dict]:
+        return self._list("network", "/security-groups", "security_groups",
+                          [("fields", f) for f in ("id", "name")]) if refs else []
+
+    def list_ports(self, device_ids: list[str] | None = None, ids: list[str] | None = None) -> list[dict]:
+        """The ports of many servers (or many ports by id) in one request per ~60 ids (see QUERY_BUDGET)."""
+        field, values = ("device_id", device_ids) if device_ids is not None else ("id", ids or [])
+        found: list[dict] = []
+        for group in chunks(sorted(set(values)), field):
+            found += self._list("network", "/ports", "ports", [(field, v) for v in group])
+        return found
+
+    def list_floating_ips(self, port_ids: list[str]) -> list[dict]:
+        found: list[dict] = []
+        for group in chunks(sorted(set(port_ids)), "port_id"):
+            found += self._list("network", "/floatingips", "floatingips", [("port_id", v) for v in group])
+        return found
+
+    def create_port(self, body: dict) -> dict:
+        return self.request("network", "POST", "/ports", json={"port": body})["port"]
+
+    def update_port(self, port_id: str, body: dict) -> dict:
+        return self.request("network", "PUT", f"/ports/{port_id}", json={"port": body})["port"]
+
+    def delete_port(self, port_id: str) -> None:
+        self.request("network", "DELETE", f"/ports/{port_id}", ok_404=True)

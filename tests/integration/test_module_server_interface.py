@@ -1,0 +1,164 @@
+"""os_server_interface through `ansible localhost -m` against the sandbox."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import pytest
+from ansible_runner import ansible_module
+
+from container_infra.sandbox.faults import FaultClient
+
+
+def boot(conn, name: str, count: int, metadata: dict | None = None) -> list:
+    """`count` servers in one request (min_count = max_count), waited for."""
+    image = conn.compute.find_image("fedora-coreos-sandbox") if hasattr(conn.compute, "find_image") else None
+    image = image or conn.image.find_image("fedora-coreos-sandbox")
+    flavor = conn.compute.find_flavor("bm.standard")
+    network = conn.network.find_network("private")
+    conn.compute.create_server(name=name, image_id=image.id, flavor_id=flavor.id, networks=[{"uuid": network.id}],
+                               min_count=count, max_count=count, metadata=metadata or {})
+    deadline = time.monotonic() + 300
+    retries = 4
+    while True:
+        servers = [s for s in conn.compute.servers(name=f"^{name}") if s.name.startswith(name)]
+        if len(servers) == count and all(s.status == "ACTIVE" for s in servers):
+            return sorted(servers, key=lambda s: s.name)
+        for broken in [s for s in servers if s.status == "ERROR"]:
+            # A build the scheduler could not place (the shared sandbox has more than one compute host):
+            # boot that one again under the same name.
+            retries -= 1
+            assert retries > 0, f"{broken.name} went to ERROR: {broken.fault}"
+            conn.compute.delete_server(broken)
+            conn.compute.wait_for_delete(broken, wait=120)
+            conn.compute.create_server(name=broken.name, image_id=image.id, flavor_id=flavor.id,
+                                       networks=[{"uuid": network.id}], metadata=metadata or {})
+        assert time.monotonic() < deadline, f"{name}: servers not ACTIVE in time"
+        time.sleep(1)
+
+
+def cleanup(conn, name: str) -> None:
+    """Delete the servers, wait until they are gone, then the ports the module left detached."""
+    servers = list(conn.compute.servers(name=f"^{name}"))
+    for server in servers:
+        conn.compute.delete_server(server)
+    for server in servers:
+        with contextlib.suppress(Exception):
+            conn.compute.wait_for_delete(server, wait=120)
+    for port in conn.network.ports():
+        if port.name and port.name.startswith(name):
+            with contextlib.suppress(Exception):
+                conn.network.delete_port(port, ignore_missing=True)
+
+
+@pytest.fixture
+def two_servers(conn, unique_name):
+    servers = boot(conn, unique_name, 2)
+    yield [s.name for s in servers]
+    cleanup(conn, unique_name)
+
+
+def args(servers, interfaces, **extra):
+    return {"cloud": "sandbox", "servers": servers, "interfaces": interfaces, "poll_interval": 1, **extra}
+
+
+def test_lifecycle_create_rerun_check_update_delete(conn, two_servers):
+    wanted = [{"network": "hte"}, {"network": "lln", "port_name": "lln0"}]
+    # (fixed IPs and port security on the shared provider networks are the network owner's: Neutron's
+    # policy refuses them to a project member, so the fixed-IP case below uses the project's network)
+    predicted = ansible_module("os_server_interface", args(two_servers, wanted), check=True, diff=True)
+    assert predicted["changed"]
+    assert {i["action"] for i in predicted["interfaces"]} == {"create"}
+
+    created = ansible_module("os_server_interface", args(two_servers, wanted), diff=True)
+    assert created["changed"], created.get("msg")
+    assert [(i["server"], i["network"], i["action"]) for i in created["interfaces"]] == \
+        [(i["server"], i["network"], i["action"]) for i in predicted["interfaces"]]
+    for name in two_servers:
+        assert created["servers"][name]["hte"]["mtu"] == 9000
+        assert created["servers"][name]["lln"]["mtu"] == 65520
+        assert created["servers"][name]["hte"]["status"] == "ACTIVE"
+        assert created["servers"][name]["hte"]["mac"].startswith("fa:16:3e")
+    assert conn.network.get_port(created["servers"][two_servers[0]]["lln"]["port_id"]).name == "lln0"
+
+    again = ansible_module("os_server_interface", args(two_servers, wanted))
+    assert not again["changed"]
+    assert again["servers"] == {k: {n: dict(v) for n, v in nets.items()} for k, nets in created["servers"].items()}
+    assert again["api_calls"] <= 5
+
+    # update in place: the LLN port renamed, security groups set (port security itself is the network
+    # owner's to switch off on a shared provider network: Neutron's policy refuses it to a project member)
+    update = [{"network": "hte"}, {"network": "lln", "port_name": "lln-renamed", "security_groups": ["default"]}]
+    updated = ansible_module("os_server_interface", args(two_servers, update))
+    assert updated["changed"] and {i["action"] for i in updated["interfaces"] if i["network"] == "lln"} == {"update"}
+    assert not ansible_module("os_server_interface", args(two_servers, update))["changed"]
+
+    # a second HTE port with a fixed IP, then remove only that one
+    used = {ip["ip_address"] for p in conn.network.ports(network_id=conn.network.find_network("private").id)
+            for ip in p.fixed_ips}
+    fixed = next(f"10.0.0.{n}" for n in range(240, 100, -1) if f"10.0.0.{n}" not in used)
+    extra = [{"network": "private", "fixed_ip": fixed}]
+    added = ansible_module("os_server_interface", args(two_servers[:1], extra))
+    assert added["changed"] and added["servers"][two_servers[0]]["private"]["ip"] == fixed, added.get("msg")
+    predicted = ansible_module("os_server_interface", args(two_servers[:1], extra, state="absent"), check=True)
+    assert predicted["changed"] and predicted["interfaces"][0]["action"] == "delete"
+    removed = ansible_module("os_server_interface", args(two_servers[:1], extra, state="absent"))
+    assert removed["changed"]
+    private = [p for p in conn.network.ports(device_id=conn.compute.find_server(two_servers[0]).id)
+               if p.network_id == conn.network.find_network("private").id]
+    assert len(private) == 1 and fixed not in {ip["ip_address"] for ip in private[0].fixed_ips}
+
+    gone = ansible_module("os_server_interface", args(two_servers, wanted, state="absent"))
+    assert gone["changed"]
+    assert not ansible_module("os_server_interface", args(two_servers, wanted, state="absent"))["changed"]
+    for name in two_servers:
+        nets = {p.network_id for p in conn.network.ports(device_id=conn.compute.find_server(name).id)}
+        assert nets == {conn.network.find_network("private").id}
+
+
+@pytest.mark.parametrize("interfaces,servers,message", [
+    ([{"network": "modb-no-such-net"}], None, "network 'modb-no-such-net' (interfaces[0].network) was not found"),
+    ([{"network": "hte", "fixed_ip": "192.0.2.10"}], None, "fixed_ip 192.0.2.10 (interfaces[0].fixed_ip) is outside"),
+    ([{"network": "hte", "subnet": "private-subnet"}], None, "is not a subnet of network 'hte'"),
+    ([{"network": "hte", "vnic_type": "bogus"}], None, "vnic_type"),
+    ([{"network": "hte"}], ["modb-no-such-server"], "server 'modb-no-such-server' was not found"),
+])
+def test_bad_input_fails_in_one_sentence(two_servers, interfaces, servers, message):
+    result = ansible_module("os_server_interface", args(servers or two_servers, interfaces))
+    assert result.get("failed"), result
+    assert message in result["msg"]
+    assert "\n" not in result["msg"]
+
+
+def test_attach_refused_then_rerun_converges_without_duplicates(conn, two_servers):
+    faults = FaultClient()
+    wanted = [{"network": "hte"}]
+    with faults.injected(service="compute", method="POST", path="/v2.1/servers/*/os-interface", status=409,
+                         count=1):
+        failed = ansible_module("os_server_interface", args(two_servers, wanted))
+    assert failed.get("failed") and "409" in failed["msg"] and "\n" not in failed["msg"]
+    done = ansible_module("os_server_interface", args(two_servers, wanted))
+    assert done["changed"] and not done.get("failed"), done.get("msg")
+    assert not ansible_module("os_server_interface", args(two_servers, wanted))["changed"]
+    hte = conn.network.find_network("hte").id
+    for name in two_servers:
+        server = conn.compute.find_server(name)
+        assert len([p for p in conn.network.ports(device_id=server.id) if p.network_id == hte]) == 1
+    assert not [p for p in conn.network.ports(network_id=hte) if p.name.startswith(two_servers[0]) and not p.device_id]
+
+
+def test_nova_refusing_the_device_leaves_no_port(conn, unique_name):
+    try:
+        servers = boot(conn, unique_name, 1, metadata={"sandbox_fail_attach": "true"})
+        wanted = [{"network": "hte"}]
+        failed = ansible_module("os_server_interface", args([servers[0].name], wanted))
+        assert failed.get("failed") and "Failed to attach network adapter device" in failed["msg"], failed
+        hte = conn.network.find_network("hte").id
+        assert not [p for p in conn.network.ports(network_id=hte) if p.name.startswith(unique_name)]
+        conn.compute.set_server_metadata(servers[0], sandbox_fail_attach="false")
+        assert ansible_module("os_server_interface", args([servers[0].name], wanted))["changed"]
+        assert not ansible_module("os_server_interface", args([servers[0].name], wanted))["changed"]
+        assert len([p for p in conn.network.ports(network_id=hte) if p.name.startswith(unique_name)]) == 1
+    finally:
+        cleanup(conn, unique_name)

@@ -1,0 +1,97 @@
+"""The Docker-backed compute driver's pure parts: NIC naming and wiring commands, flavor scaling,
+the config drive, and the floating IP forwarder's plan and namespace-crossing connect.
+
+Runs with the services' interpreter (``make plugin-tests``); nothing here needs Docker.
+"""
+
+import os
+import socket
+import threading
+
+import pytest
+
+pytest.importorskip("nova")
+
+from container_infra_sandbox import fipforward, nodenet
+from container_infra_sandbox.nova_docker import container_name, node_script, scaled_limits
+
+NETWORK = "4ec04ac0-31aa-4b3c-9c1e-0123456789ab"
+PORT = "d7d677a8-d9b0-4c2e-8f00-abcdefabcdef"
+
+
+def vif(**overrides):
+    value = {
+        "id": PORT,
+        "address": "fa:16:3e:aa:bb:cc",
+        "network": {
+            "id": NETWORK,
+            "meta": {"mtu": 9000},
+            "subnets": [{"cidr": "10.60.0.0/16", "gateway": {"address": "10.60.0.1"},
+                         "ips": [{"address": "10.60.3.4"}]}],
+        },
+        "details": {},
+    }
+    value.update(overrides)
+    return value
+
+
+def test_interface_names_fit_linux_and_derive_from_ids():
+    assert nodenet.bridge_name(NETWORK) == "sbx-b4ec04ac031"
+    assert nodenet.host_veth_name(PORT) == "sbx-vd7d677a8d9"
+    for name in (nodenet.bridge_name(NETWORK), nodenet.host_veth_name(PORT), nodenet.temp_veth_name(PORT)):
+        assert len(name) <= 15 and name.startswith(nodenet.PREFIX)
+
+
+def test_primary_interface_is_configured_as_cloud_init_would():
+    lines = nodenet.node_commands(vif(), "eth0", configure=True)
+    assert lines[0] == "link set dev sbx-td7d677a8d9 name eth0 address fa:16:3e:aa:bb:cc mtu 9000"
+    assert "address add 10.60.3.4/16 dev eth0" in lines
+    assert "route replace default via 10.60.0.1 dev eth0 onlink" in lines
+
+
+def test_hot_plugged_interface_stays_unconfigured():
+    lines = nodenet.node_commands(vif(), "eth2", configure=False)
+    assert len(lines) == 1 and "name eth2" in lines[0] and "mtu 9000" in lines[0]
+
+
+def test_mtu_falls_back_to_binding_details_then_1500():
+    assert nodenet.vif_mtu(vif(network={"id": NETWORK, "meta": {}}, details={"mtu": 65520})) == 65520
+    assert nodenet.vif_mtu(vif(network={"id": NETWORK, "meta": {}})) == 1500
+
+
+def test_flavor_limits_scale_to_this_machine():
+    assert scaled_limits(32, 131072, host_cpus=2) == (1.0, 1024)  # bm.standard
+    assert scaled_limits(64, 262144, host_cpus=2) == (2.0, 2048)  # bm.large
+    assert scaled_limits(64, 524288, host_cpus=2) == (2.0, 4096)  # bm.gpu.a100
+    assert scaled_limits(1, 2048, host_cpus=2) == (0.25, 512)  # floors
+
+
+def test_config_drive_writes_the_login_users_key():
+    script = node_script("ubuntu", "ssh-ed25519 AAAAkey user@host\n")
+    assert "/home/ubuntu/.ssh/authorized_keys" in script
+    assert "'ssh-ed25519 AAAAkey user@host'" in script
+    assert "authorized_keys" not in node_script("core", None)
+    assert container_name("abc") == "sandbox-node-abc"
+
+
+def test_forwarder_plan_lists_associated_floating_ips_only():
+    rows = [("127.42.0.11", "10.0.0.5", "server-a"), ("127.42.0.12", None, None), ("127.42.0.13", "10.0.0.6", "")]
+    assert fipforward.desired_forwards(rows, [22, 2376]) == {
+        ("127.42.0.11", 22): ("server-a", "10.0.0.5"),
+        ("127.42.0.11", 2376): ("server-a", "10.0.0.5"),
+    }
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="setns needs root")
+def test_connect_in_a_network_namespace():
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted = []
+    thread = threading.Thread(target=lambda: accepted.append(listener.accept()))
+    thread.start()
+    sock = fipforward.connect_in_netns(os.getpid(), "127.0.0.1", port)
+    thread.join(5)
+    assert accepted
+    sock.close()
+    accepted[0][0].close()
+    listener.close()

@@ -1,0 +1,223 @@
+"""The shared module base without a cloud: error sentences, the waiter, microversion negotiation,
+turning module parameters into openstacksdk's configuration."""
+
+from __future__ import annotations
+
+import pytest
+
+from container_infra.cloud import errors
+from container_infra.cloud.connection import AUTH_ARGUMENT_SPEC, ApiCallCounter, _sdk_config_kwargs, negotiate
+from container_infra.cloud.errors import CloudError, explain, is_transient
+from container_infra.cloud.waiter import WaitTimeout, wait_for
+
+
+# ------------------------------------------------------------------ errors
+def _magnum(status, message):
+    from magnumclient import exceptions
+
+    cls = {400: exceptions.BadRequest, 401: exceptions.Unauthorized, 403: exceptions.Forbidden,
+           404: exceptions.NotFound, 409: exceptions.Conflict, 500: exceptions.InternalServerError,
+           503: exceptions.ServiceUnavailable}[status]
+    return cls(message=message, http_status=status)
+
+
+def _ksa(name, *args):
+    from keystoneauth1 import exceptions
+
+    return getattr(exceptions, name)(*args)
+
+
+def _heat(status, message):
+    import json
+
+    from heatclient import exc
+
+    body = json.dumps({"error": {"message": message, "type": "NotFound"}}).encode()
+    return exc.from_response(type("R", (), {"status_code": status, "headers": {}, "content": body})())
+
+
+def _manila(status, message):
+    from manilaclient.common.apiclient import exceptions
+
+    headers = {"Content-Type": "application/json"}
+    return exceptions.from_response(type("R", (), {"status_code": status, "headers": headers, "text": "",
+                                                   "json": lambda self: {"x": {"message": message}}})(), "GET", "/x")
+
+
+def _sdk_http(status, message):
+    from openstack import exceptions
+
+    return exceptions.HttpException(message=message, http_status=status)
+
+
+ERROR_CASES = [
+    # (exception, kind, text the sentence holds, advice it holds)
+    (_magnum(400, "Invalid input for field/attribute node_count. Value: '-1'"), "badrequest",
+     "Invalid input for field/attribute node_count", "correct the parameter"),
+    (_magnum(401, "Authentication required"), "auth", "rejected the credentials", "may have expired"),
+    (_magnum(403, "Policy doesn't allow cluster:create"), "forbidden", "Policy doesn't allow", "role"),
+    (_magnum(404, "Cluster x could not be found"), "notfound", "Cluster x could not be found", "check the name"),
+    (_magnum(409, "Multiple clusters exist with same name. Please use the cluster uuid instead."), "conflict",
+     "Multiple clusters exist", "duplicates"),
+    (_magnum(409, "Cluster x is in UPDATE_IN_PROGRESS"), "conflict", "UPDATE_IN_PROGRESS", "transitional"),
+    (_magnum(503, "Service Unavailable"), "server", "Service Unavailable", "run again later"),
+    (_ksa("Unauthorized", "The request you have made requires authentication."), "auth",
+     "requires authentication", "credentials"),
+    (_ksa("ConnectFailure", "Unable to establish connection to http://127.0.0.1:1/v3"), "unreachable",
+     "cannot connect", "reachable"),
+    (_ksa("ConnectTimeout", "timed out"), "timeout", "in time", "api_timeout"),
+    (_ksa("SSLError", "certificate verify failed"), "ssl", "TLS certificate", "ca_cert"),
+    (_ksa("EndpointNotFound", "No endpoint for container-infra"), "endpoint", "No endpoint", "region_name"),
+    (_heat(404, "The Stack (s) could not be found."), "notfound", "The Stack (s) could not be found",
+     "check the name"),
+    (_manila(413, "Quota exceeded for shares"), "overlimit", "Quota exceeded", "quota"),
+    (_sdk_http(500, "Internal error"), "server", "Internal error", "run again later"),
+    (ConnectionResetError("Connection reset by peer"), "unreachable", "cannot connect", "reachable"),
+]
+
+
+@pytest.mark.parametrize(("exc", "kind", "said", "advice"), ERROR_CASES,
+                         ids=[f"{type(c[0]).__name__}-{c[1]}" for c in ERROR_CASES])
+def test_explain_gives_one_sentence(exc, kind, said, advice):
+    assert errors.classify(exc) == kind
+    error = explain(exc, "creating", "cluster demo")
+    text = str(error)
+    assert isinstance(error, CloudError)
+    assert text.startswith("creating cluster demo failed: ")
+    assert said in text
+    assert advice in text
+    assert "\n" not in text and "Traceback" not in text and "Request-ID" not in text
+    assert text.count("; ") >= 1
+
+
+def test_explain_keeps_a_cloud_error():
+    error = CloudError("already explained")
+    assert explain(error, "x", "y") is error
+
+
+@pytest.mark.parametrize(("exc", "transient"), [
+    (_magnum(400, "Invalid input for field/attribute master_count. Value: '0'"), True),
+    (_magnum(400, "Invalid input for field/attribute node_count. Value: '-1'"), False),
+    (_magnum(503, "down"), True),
+    (_magnum(500, "oops"), True),
+    (_magnum(404, "gone"), False),
+    (_magnum(401, "no"), False),
+    (ConnectionResetError("reset"), True),
+    (_ksa("ConnectTimeout", "slow"), True),
+])
+def test_transient_errors(exc, transient):
+    assert is_transient(exc) is transient
+
+
+# ------------------------------------------------------------------ waiter
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_wait_for_backs_off_up_to_poll_interval_and_reports_progress():
+    clock = FakeClock()
+    statuses = iter(["CREATE_IN_PROGRESS"] * 8 + ["CREATE_COMPLETE"])
+    seen = []
+    result = wait_for(lambda: next(statuses), lambda s: s.endswith("COMPLETE"), lambda s: s.endswith("FAILED"),
+                      timeout=100, poll_interval=2, progress=seen.append, sleep=clock.sleep, clock=clock.clock)
+    assert result == "CREATE_COMPLETE"
+    assert len(seen) == 9
+    assert clock.sleeps[0] == 0.5
+    assert clock.sleeps == sorted(clock.sleeps)
+    assert max(clock.sleeps) == 2
+
+
+def test_wait_for_rides_over_transient_errors():
+    clock = FakeClock()
+    answers = [_magnum(400, "Invalid input for field/attribute master_count. Value: '0'"), _magnum(503, "busy"),
+               ConnectionResetError("reset"), "CREATE_COMPLETE"]
+
+    def fetch():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert wait_for(fetch, lambda s: True, timeout=60, poll_interval=1, sleep=clock.sleep,
+                    clock=clock.clock) == "CREATE_COMPLETE"
+
+
+def test_wait_for_raises_other_errors_at_once():
+    with pytest.raises(Exception, match="gone"):
+        wait_for(lambda: (_ for _ in ()).throw(_magnum(404, "gone")), lambda s: True, timeout=60)
+
+
+def test_wait_for_fails_with_the_reason():
+    clock = FakeClock()
+    with pytest.raises(CloudError, match="waiting for cluster x failed: CREATE_FAILED: disk"):
+        wait_for(lambda: "CREATE_FAILED", lambda s: False, lambda s: f"{s}: disk", timeout=10,
+                 what="cluster x", sleep=clock.sleep, clock=clock.clock)
+
+
+def test_wait_for_has_a_deadline():
+    clock = FakeClock()
+    with pytest.raises(WaitTimeout, match="not done after 10 s"):
+        wait_for(lambda: "CREATE_IN_PROGRESS", lambda s: False, timeout=10, poll_interval=3,
+                 sleep=clock.sleep, clock=clock.clock)
+    assert clock.now == pytest.approx(10)
+
+
+def test_wait_for_deadline_while_erroring_names_the_error():
+    clock = FakeClock()
+    with pytest.raises(WaitTimeout, match="still erroring"):
+        wait_for(lambda: (_ for _ in ()).throw(_magnum(503, "busy")), lambda s: True, timeout=5,
+                 sleep=clock.sleep, clock=clock.clock)
+
+
+# ------------------------------------------------------------------ connection
+@pytest.mark.parametrize(("client", "low", "high", "chosen"), [
+    ((1, 14), (1, 1), (1, 14), (1, 14)),
+    ((1, 14), (1, 1), (1, 12), (1, 12)),
+    ((1, 14), (1, 1), (1, 99), (1, 14)),
+    ((1, 14), None, None, (1, 1)),
+    ((1, 14), (1, 20), (1, 30), None),
+    ((2, 98), (2, 0), (2, 99), (2, 98)),
+])
+def test_negotiate(client, low, high, chosen):
+    assert negotiate(client, low, high) == chosen
+
+
+def test_auth_spec_marks_secrets_no_log():
+    assert AUTH_ARGUMENT_SPEC["auth"]["no_log"] is True
+    assert AUTH_ARGUMENT_SPEC["client_key"]["no_log"] is True
+    assert AUTH_ARGUMENT_SPEC["interface"]["choices"] == ["public", "internal", "admin"]
+    assert AUTH_ARGUMENT_SPEC["api_timeout"]["type"] == "int"
+
+
+@pytest.mark.parametrize(("params", "expected"), [
+    ({"cloud": "sandbox", "interface": "public"}, {"cloud": "sandbox", "interface": "public"}),
+    ({"auth": {"auth_url": "http://k/v3", "application_credential_id": "a", "application_credential_secret": "s"},
+      "auth_type": "v3applicationcredential", "region_name": "R"},
+     {"auth": {"auth_url": "http://k/v3", "application_credential_id": "a", "application_credential_secret": "s"},
+      "auth_type": "v3applicationcredential", "region_name": "R"}),
+    ({"cloud": "c", "validate_certs": False, "ca_cert": "/ca.pem", "api_timeout": 5},
+     {"cloud": "c", "verify": False, "cacert": "/ca.pem", "api_timeout": 5}),
+    ({"cloud": {"auth": {"auth_url": "http://k/v3"}, "region_name": "R"}},
+     {"auth": {"auth_url": "http://k/v3"}, "region_name": "R"}),
+])
+def test_params_to_sdk_config(params, expected):
+    assert _sdk_config_kwargs(params) == expected
+
+
+def test_api_call_counter_counts_responses():
+    counter = ApiCallCounter()
+    request = type("Req", (), {"method": "GET", "url": "http://127.0.0.1:9511/v1/clusters"})()
+    response = type("Resp", (), {"request": request})()
+    for _ in range(3):
+        counter(response)
+    assert counter.total == 3 and counter.by_method["GET"] == 3 and counter.by_host["127.0.0.1:9511"] == 3
+    assert counter.reset() == 3 and counter.total == 0
