@@ -280,7 +280,8 @@ def bad_input_cases(templates, duplicate, token):
          ["the cloud rejected the credentials"]),
         ("unreachable cloud", "os_container_infra",
          {"auth": _auth(auth_url="http://127.0.0.1:9/v3"), "name": f"{PREFIX}-bad13", "state": "query"},
-         ["cannot connect to http://127.0.0.1:9/v3", "reachable"]),
+         # The URL sits in the no_log auth dict, so Ansible masks it in the message.
+         ["cannot connect to", "/auth/tokens", "reachable"]),
         ("unknown cloud", "os_container_infra", {"cloud": "moda-nowhere", "name": f"{PREFIX}-bad14"},
          ["Cloud moda-nowhere was not found"]),
         ("config of a missing cluster", "os_container_infra_config",
@@ -388,7 +389,7 @@ def test_cluster_lifecycle(lifecycles, era):
     run["handle"].flush()
     output = run["out"].read_text()
     results = host_results(output)
-    expected_to_fail = {"Ask for what cannot be changed in place", "Change the template that the cluster uses"}
+    expected_to_fail: set[str] = set()
     failures = [f"{r['_task']}: {r.get('msg')}" for r in results
                 if r.get("failed") and r["_task"] not in expected_to_fail and not r["_task"].startswith("Clean up")]
     assert not failures, failures

@@ -221,3 +221,13 @@ def test_api_call_counter_counts_responses():
         counter(response)
     assert counter.total == 3 and counter.by_method["GET"] == 3 and counter.by_host["127.0.0.1:9511"] == 3
     assert counter.reset() == 3 and counter.total == 0
+
+
+def test_a_revoked_token_reads_as_rejected_credentials():
+    from keystoneauth1 import exceptions as ksa
+
+    from container_infra.cloud import errors
+
+    revoked = ksa.http.NotFound(message="Failed to validate token (HTTP 404)", http_status=404)
+    assert errors.classify(revoked) == "auth"
+    assert errors.classify(ksa.http.NotFound(message="Could not find project", http_status=404)) == "notfound"

@@ -119,6 +119,9 @@ def classify(exc: BaseException) -> str:
         status = _status_of(item)
         if status == 401 or name in ("Unauthorized", "HTTPUnauthorized", "AuthorizationFailure"):
             return "auth"
+        # Keystone answers a revoked or expired token with 404 "Failed to validate token".
+        if status == 404 and "Failed to validate token" in text:
+            return "auth"
         if status == 403:
             return "forbidden"
         if status == 404 or name in ("ResourceNotFound", "NotFoundException", "NotFound"):
