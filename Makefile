@@ -57,11 +57,11 @@ plugin-tests: setup
 
 # Integration tests mostly wait on the cloud (Magnum and Heat poll every few seconds), so files run
 # in parallel workers; the lifecycle tests restart the whole cloud and run alone, last.
-PYTEST_WORKERS ?= 4
+PYTEST_WORKERS ?= 3
 LIFECYCLE := tests/integration/test_zz_lifecycle.py
 
 test: lint setup plugin-tests
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore $(LIFECYCLE) $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --ignore $(LIFECYCLE) $(PYTEST_ARGS)
 	$(BIN)/pytest $(LIFECYCLE) $(PYTEST_ARGS)
 
 clean: sandbox-down

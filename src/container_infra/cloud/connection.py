@@ -147,7 +147,10 @@ class Cloud:
 
         kwargs = _sdk_config_kwargs(params)
         try:
-            conn = openstack.connect(load_yaml_config=True, load_envvars=True, **kwargs)
+            # The User-Agent names the toolkit, so that a cloud's logs (and the sandbox's fault
+            # proxy) tell its requests from other clients'.
+            conn = openstack.connect(load_yaml_config=True, load_envvars=True, app_name="container-infra",
+                                     app_version=_version(), **kwargs)
         except Exception as exc:
             raise explain(exc, "connecting to", f"cloud {params.get('cloud') or '(from OS_* environment)'}") from exc
         cloud = cls(conn, interface=params.get("interface") or "public",
@@ -261,3 +264,12 @@ class Cloud:
     def close(self) -> None:
         with contextlib.suppress(Exception):  # closing is best effort
             self.sdk.close()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("container-infra")
+    except PackageNotFoundError:
+        return "0"
