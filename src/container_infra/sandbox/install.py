@@ -75,6 +75,8 @@ def venv_digest(layout: Layout) -> str:
     for path in (layout.source / "constraints.txt", layout.source / "setup.cfg"):
         digest.update(path.read_bytes())
     digest.update(" ".join(SERVICE_PACKAGES).encode())
+    # The plugin distribution is installed editable: another checkout (a CI clone) must re-point it.
+    digest.update(str(layout.source.resolve()).encode())
     return digest.hexdigest()
 
 
