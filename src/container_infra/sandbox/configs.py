@@ -163,9 +163,8 @@ def nova(layout: Layout, secrets: Mapping[str, str]) -> Sections:
     )
     from container_infra.sandbox import nodes
 
-    if nodes.FAKE_ZONE:
-        # The fake host has a zone of its own: servers that name none go to the Docker host's zone.
-        sections["DEFAULT"]["default_schedule_zone"] = nodes.DOCKER_ZONE
+    # Servers that name no zone are given this one, and so land on its host only.
+    sections["DEFAULT"]["default_schedule_zone"] = nodes.DEFAULT_ZONE
     sections.update(
         {
             "api_database": {"connection": db_url(secrets, "nova_api")},
@@ -203,7 +202,6 @@ FAKE_COMPUTE_HOST = "sandbox-compute-1"
 def nova_compute_docker(layout: Layout, secrets: Mapping[str, str]) -> Sections:
     """The second nova-compute: servers are Docker containers of the node image."""
     from container_infra.sandbox.nodeimage import IMAGE_REPOSITORY
-    from container_infra.sandbox.nodes import DOCKER_ZONE as docker_zone
 
     sections = nova_compute(layout, secrets)
     sections["DEFAULT"].update(
@@ -217,21 +215,10 @@ def nova_compute_docker(layout: Layout, secrets: Mapping[str, str]) -> Sections:
             "running_deleted_instance_action": "reap",
             "running_deleted_instance_poll_interval": "60",
             "sync_power_state_interval": "30",
-            # Flushes the failed-build count (see [compute] below) to the scheduler within seconds.
-            "update_resources_interval": "10",
         }
     )
     sections["oslo_concurrency"] = {"lock_path": str(layout.run / "lock" / "nova-docker")}
-    sections["compute"] = {
-        # A refused build (see require_zone) counts as a failed build, which Nova's build-failure
-        # weigher then holds against this host for servers that name no zone (until a build here
-        # succeeds); set so high that refusals never disable the host.
-        "consecutive_build_service_disable_threshold": "1000000000",
-    }
     sections["sandbox_docker"] = {"image": f"{IMAGE_REPOSITORY}:latest"}
-    if docker_zone != "nova":
-        # Servers that name no zone must not land here while the Docker host has its own zone.
-        sections["sandbox_docker"]["require_zone"] = docker_zone
     return sections
 
 
