@@ -78,7 +78,13 @@ def ensure_zones(conn, report: Report, timeout: float = 60) -> None:
             elif aggregate.availability_zone != zone:
                 aggregate = compute.update_aggregate(aggregate, availability_zone=zone)
             if host not in (aggregate.hosts or []):
-                compute.add_host_to_aggregate(aggregate, host)
+                try:
+                    compute.add_host_to_aggregate(aggregate, host)
+                except Exception as error:  # Nova refuses a zone change for a host that has servers
+                    raise RuntimeError(
+                        f"compute host {host} cannot join availability zone {zone}: {error}; this sandbox's "
+                        "servers predate its zones, so delete them or run `container-infra sandbox reset`"
+                    ) from error
                 report(f"compute host {host} is in availability zone {zone}")
 
 
