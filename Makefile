@@ -57,7 +57,7 @@ plugin-tests: setup
 
 # Integration tests mostly wait on the cloud (Magnum and Heat poll every few seconds), so files run
 # in parallel workers; the lifecycle tests restart the whole cloud and run alone, last.
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 2
 LIFECYCLE := tests/integration/test_zz_lifecycle.py
 
 test: lint setup plugin-tests

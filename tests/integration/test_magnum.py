@@ -12,15 +12,16 @@ import yaml
 FINAL = re.compile(r"_(COMPLETE|FAILED)$")
 
 
-def wait_status(osc, cluster: str, timeout: float = 300) -> dict:
-    """Poll `coe cluster show` until the status is final, riding over Magnum's early 400s."""
+def wait_status(osc, cluster: str, timeout: float = 300, phase: str = "") -> dict:
+    """Poll `coe cluster show` until the status is final (and of ``phase``, e.g. "UPDATE_", so that an
+    update is not taken as done before Magnum has started it), riding over Magnum's early 400s."""
     deadline = time.monotonic() + timeout
     delay = 1.0
     while True:
         result = osc.run("coe", "cluster", "show", cluster, "-f", "yaml", check=False)
         if result.returncode == 0:
             shown = yaml.safe_load(result.stdout)
-            if FINAL.search(shown["status"]):
+            if FINAL.search(shown["status"]) and shown["status"].startswith(phase):
                 return shown
         if time.monotonic() > deadline:
             raise AssertionError(f"cluster {cluster} still not final after {timeout} s: {result.stdout[-500:]}")
@@ -85,7 +86,7 @@ def test_heat_era_cluster_lifecycle(osc, keypair, unique_name, tmp_path):
         assert len(minions) == 1
 
         osc.run("coe", "cluster", "resize", cluster, "2")
-        resized = wait_status(osc, cluster)
+        resized = wait_status(osc, cluster, phase="UPDATE_")
         assert resized["status"] == "UPDATE_COMPLETE", resized["status_reason"]
         assert resized["node_count"] == 2
         assert len(osc.json("stack", "output", "show", stack_ref(shown), "kube_minions")["output_value"]) == 2
@@ -108,7 +109,7 @@ def test_heat_era_cluster_lifecycle(osc, keypair, unique_name, tmp_path):
                   what="nodegroup deletion")
 
         osc.run("coe", "cluster", "upgrade", cluster, template2["uuid"])
-        upgraded = wait_status(osc, cluster)
+        upgraded = wait_status(osc, cluster, phase="UPDATE_")
         assert upgraded["status"] == "UPDATE_COMPLETE", upgraded["status_reason"]
         assert upgraded["cluster_template_id"] == template2["uuid"]
     finally:
@@ -136,7 +137,7 @@ def test_cluster_api_era_cluster_has_no_stack(osc, keypair, unique_name):
         assert sum("-default-worker-" in name for name in servers) == 1
 
         osc.run("coe", "cluster", "resize", cluster, "2")
-        resized = wait_status(osc, cluster)
+        resized = wait_status(osc, cluster, phase="UPDATE_")
         assert resized["status"] == "UPDATE_COMPLETE", resized["status_reason"]
         assert len(osc.json("server", "list", "--name", f"^{stack_id}-")) == 3
     finally:
