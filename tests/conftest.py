@@ -63,6 +63,8 @@ class OpenStackCLI:
             capture_output=True,
             text=True,
             timeout=300,
+            # `coe cluster config` reads $SHELL to pick the env script's syntax; CI runs without one.
+            env={"SHELL": "/bin/bash", **os.environ},
         )
         if check and result.returncode != 0:
             raise AssertionError(f"openstack {' '.join(args)} failed ({result.returncode}): {result.stderr[-2000:]}")
