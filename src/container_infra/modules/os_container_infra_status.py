@@ -1,0 +1,81 @@
+"""os_container_infra_status: one look at a Magnum cluster while something waits on it.
+
+The lifecycle role polls this module (``until: status.settled``) instead of one silent wait inside
+os_container_infra, so that the operator sees, every few seconds, the cluster's status, its
+status_reason, how many nodes are ACTIVE so far and how long the wait has taken (the toolkit's
+``container_infra_progress`` callback prints ``progress`` on each retry). One poll costs the cluster
+GET plus node discovery: one server listing (and, in the Heat era, the stack and its nested resources
+in one request).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from container_infra import discovery
+from container_infra.cloud.errors import CloudError
+from container_infra.modules import magnum as mg
+
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "name": {"type": "str", "required": True},
+    "started": {"type": "float"},
+    "absent_is_settled": {"type": "bool", "default": False},
+}
+
+
+def settled(status: str | None) -> bool:
+    """Nothing in progress: a final state Magnum leaves alone (COMPLETE or FAILED)."""
+    return bool(status) and not status.endswith("_IN_PROGRESS")
+
+
+def progress_line(name: str, status: str | None, reason: str | None, active: int, expected: int,
+                  elapsed: float | None) -> str:
+    parts = [f"cluster {name}: {status or 'absent'}"]
+    if reason:
+        parts.append(reason if len(reason) <= 120 else reason[:117] + "...")
+    parts.append(f"{active}/{expected} nodes ACTIVE")
+    if elapsed is not None:
+        parts.append(f"{int(elapsed)} s")
+    return " - ".join(parts)
+
+
+def run(module, cloud) -> dict[str, Any]:
+    params = module.params
+    name = params["name"]
+    magnum = cloud.magnum()
+    elapsed = time.time() - params["started"] if params.get("started") else None
+    brief = mg.find_cluster(magnum, name)
+    cluster = mg.get_cluster(magnum, brief["uuid"], missing_ok=True) if brief else None
+    if cluster is None:
+        if not params["absent_is_settled"]:
+            raise CloudError(f"cluster {name} was not found in the project; create it first (state=present), "
+                             "or check its name with `openstack coe cluster list`")
+        return {"changed": False, "found": False, "status": None, "settled": True, "failed": False,
+                "nodes_active": 0, "nodes_expected": 0, "elapsed": elapsed,
+                "progress": progress_line(name, None, "deleted", 0, 0, elapsed)}
+    status = cluster.get("status")
+    nodegroups = mg.list_nodegroups(magnum, cluster["uuid"])
+    expected = sum(int(ng.get("node_count") or 0) for ng in nodegroups) or \
+        int(cluster.get("master_count") or 0) + int(cluster.get("node_count") or 0)
+    active = 0
+    if mg.stack_ref(cluster):
+        try:
+            found = discovery.discover(cloud, cluster, nodegroups)
+            active = sum(1 for n in found["nodes"] if n.get("status") == "ACTIVE")
+        except CloudError:
+            active = 0  # the stack is still being made: no nodes to count yet
+    return {
+        "changed": False,
+        "found": True,
+        "uuid": cluster["uuid"],
+        "status": status,
+        "status_reason": cluster.get("status_reason"),
+        "settled": settled(status),
+        "failed": bool(status) and status.endswith("_FAILED"),
+        "nodes_active": active,
+        "nodes_expected": expected,
+        "elapsed": elapsed,
+        "driver_kind": cluster.get("driver_kind"),
+        "progress": progress_line(name, status, cluster.get("status_reason"), active, expected, elapsed),
+    }
