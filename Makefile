@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup host-packages demo test lint unit integration plugin-tests sandbox-up sandbox-down clean
+.PHONY: setup host-packages demo tour test lint unit integration plugin-tests sandbox-up sandbox-down clean
 
 host-packages:
 	@scripts/host-packages.sh
@@ -29,9 +29,16 @@ sandbox-down:
 demo: sandbox-up
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo.sh
 
+tour: sandbox-up
+	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/openstack-cli-tour.sh
+
+PY_SOURCES := src sandbox tests benchmarks library filter_plugins callback_plugins inventory_plugins doc_fragments
+ANSIBLE_CONTENT := roles playbooks inventories molecule
+
 lint: setup
-	$(BIN)/ruff check src sandbox tests benchmarks
+	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production --offline $(ANSIBLE_CONTENT)
 
 unit: setup
 	$(BIN)/pytest -m "not sandbox" $(PYTEST_ARGS)

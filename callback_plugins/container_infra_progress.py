@@ -20,7 +20,7 @@ requirements:
   - enabled in ansible.cfg (callbacks_enabled)
 """
 
-from ansible.plugins.callback import CallbackBase
+from ansible.plugins.callback import CallbackBase  # noqa: E402 (after DOCUMENTATION, as Ansible plugins are written)
 
 
 class CallbackModule(CallbackBase):

@@ -136,6 +136,8 @@ def configure(module, spec, devices):
         commands.append(["ip", "link", "set", "dev", device, "up"])
     if spec.get("address"):
         try:
+            if "/" not in spec["address"]:
+                raise ValueError("no prefix length")  # a bare address would become a /32 that routes nothing
             wanted = ipaddress.ip_interface(spec["address"])
         except ValueError:
             module.fail_json(msg=f"address {spec['address']!r} of network {label} is not an address with a prefix "

@@ -113,7 +113,7 @@ progress: {description: One line for the operator (status, reason, nodes ACTIVE,
 
 # Ansible packs a module with the module_utils it imports; this import tells it the module is a
 # new-style one (its parameters arrive through AnsibleModule), the rest comes from container_infra.
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402, F401
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from container_infra.cloud.module import run_module  # noqa: E402
 from container_infra.modules.os_container_infra_status import ARGUMENT_SPEC, run  # noqa: E402

@@ -1,86 +1,63 @@
 #!/usr/bin/env bash
-# A scripted session against the sandbox cloud with the official `openstack` CLI: a cluster
-# template and a cluster, the cluster's Heat stack and its nested resources, a port attached to a
-# server, a CephFS share with a cephx access rule and its export location. Run by `make demo` after
-# `container-infra sandbox up`; safe to run twice (it reuses what an earlier run left).
+# The operator's first mile on the sandbox cloud, as `make demo` runs it (after `sandbox up`):
+# playbooks/site.yml builds the clusters of inventories/sandbox/ (Kubernetes with a GPU nodegroup,
+# Swarm from Magnum's swarm-mode driver), attaches HTE/LLN and configures those NICs, writes each
+# cluster's inventory; then every node answers `ansible -m ping` through the written inventories
+# and through the dynamic plugin, the Swarm lists its nodes over TLS, and a summary says where
+# everything is. Safe to run again: a second run changes nothing.
 set -euo pipefail
-export OS_CLOUD=sandbox
-os() { openstack "$@"; }
+cd "$(dirname "$0")/.."
+export ANSIBLE_CONFIG=$PWD/ansible.cfg OS_CLOUD=sandbox SHELL=${SHELL:-/bin/bash}
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { printf '$ openstack %s\n' "$*"; os "$@"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
 
-wait_for() {  # wait_for <what> <command...>: poll a status until it is final, with backoff
-    local what=$1 delay=2 status; shift
-    for _ in $(seq 1 60); do
-        status=$("$@")
-        case "$status" in
-            *_COMPLETE|available|ACTIVE) echo "$what: $status"; return 0 ;;
-            *FAILED|error|ERROR) echo "$what: $status" >&2; return 1 ;;
-        esac
-        sleep "$delay"; delay=$(( delay < 8 ? delay + 1 : 8 ))
-    done
-    echo "$what: still $status after waiting; see \`container-infra sandbox logs magnum-conductor\`" >&2
-    return 1
-}
+SPEC=inventories/sandbox/localhost.yml
+CLUSTERS=$(python -c 'import yaml; print(" ".join(c["name"] for c in yaml.safe_load(open(
+    "inventories/sandbox/group_vars/all/clusters.yml"))["container_infra_clusters"]))')
 
-KEY=demo-key
-KEYFILE=${XDG_CACHE_HOME:-$HOME/.cache}/container-infra/demo-key
-if ! os keypair show "$KEY" >/dev/null 2>&1; then
-    mkdir -p "$(dirname "$KEYFILE")"
-    [ -f "$KEYFILE" ] || ssh-keygen -q -t ed25519 -N '' -f "$KEYFILE"
-    os keypair create --public-key "$KEYFILE.pub" "$KEY" >/dev/null
-fi
+say "Clusters from their spec: ${CLUSTERS}"
+run ansible-playbook -i "$SPEC" playbooks/site.yml
 
-say "A Kubernetes cluster template (Heat-era driver, bare-metal flavors)"
-if ! os coe cluster template show demo-k8s >/dev/null 2>&1; then
-    run coe cluster template create demo-k8s --coe kubernetes --image fedora-coreos-sandbox \
-        --external-network public --fixed-network private --fixed-subnet private-subnet \
-        --flavor bm.standard --master-flavor bm.standard --server-type bm --network-driver flannel \
-        --keypair "$KEY" -f value -c uuid
-fi
-run coe cluster template list
-
-say "A cluster: 1 master, 2 workers"
-if ! os coe cluster show demo >/dev/null 2>&1; then
-    run coe cluster create demo --cluster-template demo-k8s --master-count 1 --node-count 2
-fi
-wait_for "cluster demo" os coe cluster show demo -f value -c status
-run coe cluster show demo -c status -c status_reason -c cluster_id -c api_address -c node_addresses
-
-say "Its Heat stack and the stack's nested resources"
-# Magnum answers with cluster_id (the stack) from microversion 1.13 on, stack_id before.
-STACK=$(os coe cluster show demo -f value -c cluster_id)
-run stack show "$STACK" -c stack_name -c stack_status
-run stack resource list "$STACK" --nested-depth 2 --filter type=OS::Nova::Server -c resource_name -c physical_resource_id -c stack_name
-run stack output show "$STACK" kube_minions
-
-say "A port on the HTE network attached to the first worker"
-SERVER=$(os stack resource list "$STACK" --nested-depth 2 --filter name=kube-minion -f value -c physical_resource_id | head -1)
-if ! os port show demo-hte-port >/dev/null 2>&1; then
-    run port create demo-hte-port --network hte -f value -c id
-fi
-if [ -z "$(os port show demo-hte-port -f value -c device_id)" ]; then
-    run server add port "$SERVER" demo-hte-port
-fi
-run port show demo-hte-port -c status -c mac_address -c fixed_ips -c device_id -c binding_host_id
-
-say "A CephFS share with a cephx access rule"
-if ! os share show demo-share >/dev/null 2>&1; then
-    run share create CEPHFS 1 --name demo-share --share-type cephfs -f value -c id
-fi
-wait_for "share demo-share" os share show demo-share -f value -c status
-if [ -z "$(os share access list demo-share -f value -c access_to | grep -x demo-user || true)" ]; then
-    run share access create demo-share cephx demo-user
-fi
-for _ in $(seq 1 20); do
-    [ "$(os share access list demo-share -f value -c state)" = active ] && break; sleep 1
+for cluster in $CLUSTERS; do
+    say "Every node of ${cluster}, through its written inventory"
+    run ansible -i "inventories/${cluster}/hosts.yml" all -m ansible.builtin.ping -o
 done
-run share access list demo-share -c access_type -c access_to -c state
-run share export location list demo-share -c Path
 
-say "Done"
-cat <<EOF
-The sandbox keeps running. Try:   openstack --os-cloud sandbox coe cluster list
-Service states and logs:          container-infra sandbox status | logs SERVICE
-Tear down:                        container-infra sandbox down   (keeps state)  |  reset --yes (wipes it)
-EOF
+say "Every node, through the dynamic inventory plugin"
+run ansible-inventory -i inventories/sandbox/sandbox.container_infra.yml --graph
+run ansible -i inventories/sandbox/sandbox.container_infra.yml 'masters:workers' -m ansible.builtin.ping -o
+
+for cluster in $CLUSTERS; do
+    env_script="inventories/${cluster}/credentials/env.sh"
+    [ -f "$env_script" ] || continue
+    say "The Swarm of ${cluster}, from this host over TLS"
+    # shellcheck disable=SC1090
+    (. "$env_script" && run docker node ls)
+done
+
+say "Summary"
+python - "$CLUSTERS" <<'PY'
+import sys
+from pathlib import Path
+
+import yaml
+
+for name in sys.argv[1].split():
+    path = Path("inventories") / name / "hosts.yml"
+    data = yaml.safe_load(path.read_text())
+    hosts = {}
+    for group in data["all"]["children"].values():
+        for host, host_vars in (group.get("hosts") or {}).items():
+            hosts.setdefault(host, {}).update(host_vars or {})
+    print(f"cluster {name}: {len(hosts)} nodes, inventory {path}, credentials {path.parent / 'credentials'}")
+    for host, hv in sorted(hosts.items()):
+        nets = ", ".join(f"{net} {e['ip']} (mtu {e['mtu']})" for net, e in sorted(hv["container_infra_networks"].items()))
+        print(f"  {host:44} {hv['container_infra_role']:6} {hv['container_infra_nodegroup']:15} "
+              f"{hv['ansible_user']}@{hv['ansible_host']}  {nets}")
+PY
+cat <<'TXT'
+
+Run `make demo` again: nothing changes. Tear down with
+  .venv/bin/ansible-playbook -i inventories/sandbox/localhost.yml playbooks/cluster_delete.yml
+and stop the cloud with `.venv/bin/container-infra sandbox down` (or wipe it with `sandbox reset`).
+TXT

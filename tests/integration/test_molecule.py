@@ -1,0 +1,30 @@
+"""The Molecule scenario (molecule/default) against the sandbox: cleanup, syntax, converge,
+idempotence, verify, cleanup. Run here so that it shares the test run's sandbox and workers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.xdist_group("molecule")
+
+
+def test_molecule_scenario_converges_idempotently_and_verifies(sandbox, tmp_path):
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", ANSIBLE_NOCOLOR="1",
+               MOLECULE_NO_COLOR="1", NO_COLOR="1", SHELL=os.environ.get("SHELL", "/bin/bash"),
+               # Molecule's own state and ephemeral files stay out of the user's ~/.cache.
+               XDG_CACHE_HOME=str(tmp_path / "cache"))
+    done = subprocess.run([str(BIN / "molecule"), "test", "--scenario-name", "default"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-8000:]
+    # The idempotence step ran and found nothing to change.
+    assert "idempotence" in output.lower(), output[-3000:]
+    assert "Three nodes, every one Ready" in output, output[-3000:]

@@ -1,0 +1,208 @@
+"""The roles' filters, the progress callback and os_container_infra_status's pure parts."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from container_infra.modules import os_container_infra_status as status
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load(path: str):
+    spec = importlib.util.spec_from_file_location(Path(path).stem.replace("-", "_"), REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+filters = load("filter_plugins/container_infra.py")
+
+INVENTORY = {
+    "all": {
+        "children": {
+            "cluster_c1": {"hosts": {
+                "m0": {"container_infra_role": "master", "container_infra_nodegroup": "default-master",
+                       "container_infra_server_id": "id-m0",
+                       "container_infra_networks": {"hte": {"port_id": "p-m0-hte", "mac": "fa:16:3e:00:00:01"},
+                                                    "private": {"port_id": "p-m0-priv"}}},
+                "w0": {"container_infra_role": "worker", "container_infra_nodegroup": "default-worker",
+                       "container_infra_server_id": "id-w0",
+                       "container_infra_networks": {"hte": {"port_id": "p-w0-hte"}, "lln": {"port_id": "p-w0-lln"}}},
+                "g0": {"container_infra_role": "worker", "container_infra_nodegroup": "gpu",
+                       "container_infra_server_id": "id-g0",
+                       "container_infra_networks": {"lln": {"port_id": "p-g0-lln"}}},
+            }},
+            "masters": {"hosts": {"m0": {}}},
+            "workers": {"hosts": {"w0": {}, "g0": {}}},
+            "nodegroup_gpu": {"hosts": {"g0": {}}},
+            "gpu": {"hosts": {"g0": {}}},
+        }
+    }
+}
+
+
+def test_host_groups_lists_every_group_of_each_host():
+    groups = filters.host_groups(INVENTORY)
+    assert groups == {"g0": ["cluster_c1", "gpu", "nodegroup_gpu", "workers"],
+                      "m0": ["cluster_c1", "masters"], "w0": ["cluster_c1", "workers"]}
+
+
+def test_hostvars_merge_a_host_listed_in_several_groups():
+    hostvars = filters.inventory_hostvars(INVENTORY)
+    assert hostvars["g0"]["container_infra_nodegroup"] == "gpu"
+    assert set(hostvars) == {"m0", "w0", "g0"}
+
+
+@pytest.mark.parametrize(("roles", "nodegroups", "expected"), [
+    (None, None, ["id-g0", "id-m0", "id-w0"]),
+    (["worker"], None, ["id-g0", "id-w0"]),
+    (["master", "worker"], ["gpu"], ["id-g0"]),
+    (["master"], ["gpu"], []),
+])
+def test_select_servers_by_role_and_nodegroup(roles, nodegroups, expected):
+    hostvars = filters.inventory_hostvars(INVENTORY)
+    assert filters.select_servers(hostvars, roles, nodegroups) == expected
+
+
+def test_provider_ports_skip_kept_hosts_and_other_networks():
+    hostvars = filters.inventory_hostvars(INVENTORY)
+    assert filters.provider_ports(hostvars, ["hte", "lln"], ["w0"]) == ["p-g0-lln", "p-m0-hte"]
+    assert filters.provider_ports(hostvars, ["lln"]) == ["p-g0-lln", "p-w0-lln"]
+    assert filters.provider_ports({}, ["hte"]) == []
+
+
+def test_nic_interfaces_leave_out_what_is_unset():
+    networks = {
+        "hte": {"ip": "10.60.0.5", "prefix": 16, "mac": "fa:16:3e:00:00:05", "mtu": 9000, "ipoib_mode": None},
+        "lln": {"ip": "10.70.0.5", "prefix": 16, "mac": "fa:16:3e:00:00:06", "mtu": 65520, "ipoib_mode": "connected"},
+        "private": {"ip": "10.0.0.5", "prefix": 24, "mac": "fa:16:3e:00:00:07", "mtu": 1450},
+    }
+    out = filters.nic_interfaces(networks, ["lln", "hte", "ib-missing"])
+    assert out == [
+        {"network": "hte", "mac": "fa:16:3e:00:00:05", "mtu": 9000, "address": "10.60.0.5/16"},
+        {"network": "lln", "mac": "fa:16:3e:00:00:06", "mtu": 65520, "ipoib_mode": "connected",
+         "address": "10.70.0.5/16"},
+    ]
+
+
+def test_progress_callback_prints_the_progress_line_on_retry():
+    callback = load("callback_plugins/container_infra_progress.py").CallbackModule()
+    shown = []
+    callback._display = SimpleNamespace(display=lambda message, color=None: shown.append(message))
+    host = SimpleNamespace(get_name=lambda: "localhost")
+    callback.v2_runner_retry(SimpleNamespace(_result={"progress": "cluster c: CREATE_IN_PROGRESS"}, _host=host))
+    callback.v2_runner_retry(SimpleNamespace(_result={"attempts": 2}, _host=host))
+    assert shown == ["  [localhost] cluster c: CREATE_IN_PROGRESS"]
+
+
+@pytest.mark.parametrize(("value", "settled"), [
+    ("CREATE_IN_PROGRESS", False), ("UPDATE_IN_PROGRESS", False), ("CREATE_COMPLETE", True),
+    ("UPDATE_FAILED", True), (None, False), ("", False),
+])
+def test_settled_means_no_operation_in_progress(value, settled):
+    assert status.settled(value) is settled
+
+
+def test_progress_line_has_status_reason_nodes_and_time():
+    line = status.progress_line("c1", "CREATE_IN_PROGRESS", "Stack CREATE started", 2, 5, 61.7)
+    assert line == "cluster c1: CREATE_IN_PROGRESS - Stack CREATE started - 2/5 nodes ACTIVE - 61 s"
+    long_reason = "x" * 300
+    assert len(status.progress_line("c1", "CREATE_FAILED", long_reason, 0, 1, None)) < 200
+
+
+# ------------------------------------------------------------------------------ container_infra_nic
+nic = load("library/container_infra_nic.py")
+
+
+class FakeNode:
+    """A module stand-in over a fake /sys/class/net: records the commands it would run."""
+
+    class Failed(Exception):
+        pass
+
+    def __init__(self, addresses: dict[str, list[str]], check_mode: bool = False):
+        self.check_mode = check_mode
+        self.commands: list[list[str]] = []
+        self.addresses = addresses
+
+    def run_command(self, command, check_rc=False):
+        if command[:3] == ["ip", "-j", "addr"]:
+            device = command[-1]
+            info = [{"local": a.split("/")[0], "prefixlen": int(a.split("/")[1])} for a in self.addresses[device]]
+            import json
+            return 0, json.dumps([{"addr_info": info}]), ""
+        self.commands.append(command)
+        return 0, "", ""
+
+    def fail_json(self, msg, **_):
+        raise self.Failed(msg)
+
+
+@pytest.fixture
+def sysfs(tmp_path, monkeypatch):
+    def device(name, mac, mtu, flags, mode=None):
+        path = tmp_path / name
+        path.mkdir()
+        (path / "address").write_text(mac + "\n")
+        (path / "mtu").write_text(f"{mtu}\n")
+        (path / "flags").write_text(flags + "\n")
+        if mode:
+            (path / "mode").write_text(mode + "\n")
+    device("eth1", "fa:16:3e:00:00:01", 1500, "0x1002")
+    device("ib0", "fa:16:3e:00:00:02", 2044, "0x1003", mode="datagram")
+    monkeypatch.setattr(nic, "SYS_NET", str(tmp_path))
+    return tmp_path
+
+
+def test_nic_brings_a_fresh_device_to_its_port(sysfs):
+    node = FakeNode({"eth1": []})
+    result = nic.configure(node, {"mac": "FA:16:3E:00:00:01", "mtu": 9000, "address": "10.60.0.5/16",
+                                  "network": "hte"}, nic.devices_by_mac())
+    assert result["device"] == "eth1"
+    assert node.commands == [["ip", "link", "set", "dev", "eth1", "mtu", "9000"],
+                             ["ip", "link", "set", "dev", "eth1", "up"],
+                             ["ip", "addr", "add", "10.60.0.5/16", "dev", "eth1"]]
+
+
+def test_nic_in_its_state_changes_nothing(sysfs):
+    (sysfs / "eth1" / "mtu").write_text("9000\n")
+    (sysfs / "eth1" / "flags").write_text("0x1003\n")
+    node = FakeNode({"eth1": ["10.60.0.5/16"]})
+    result = nic.configure(node, {"mac": "fa:16:3e:00:00:01", "mtu": 9000, "address": "10.60.0.5/16"},
+                           nic.devices_by_mac())
+    assert result["changes"] == [] and node.commands == []
+
+
+def test_nic_check_mode_reports_without_acting(sysfs):
+    node = FakeNode({"ib0": []}, check_mode=True)
+    result = nic.configure(node, {"mac": "fa:16:3e:00:00:02", "mtu": 65520, "ipoib_mode": "connected"},
+                           nic.devices_by_mac())
+    assert result["changes"] == ["ipoib mode datagram -> connected", "mtu 2044 -> 65520"]
+    assert node.commands == [] and (sysfs / "ib0" / "mode").read_text().strip() == "datagram"
+
+
+def test_nic_sets_ipoib_mode_through_sysfs(sysfs):
+    node = FakeNode({"ib0": []})
+    result = nic.configure(node, {"mac": "fa:16:3e:00:00:02", "ipoib_mode": "connected"}, nic.devices_by_mac())
+    assert result["ipoib_mode_applied"] is True
+    assert (sysfs / "ib0" / "mode").read_text() == "connected"
+
+
+def test_nic_on_ethernet_ignores_ipoib_mode(sysfs):
+    node = FakeNode({"eth1": []})
+    result = nic.configure(node, {"mac": "fa:16:3e:00:00:01", "ipoib_mode": "connected"}, nic.devices_by_mac())
+    assert result["ipoib_mode_applied"] is False
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    ({"mac": "fa:16:3e:99:99:99", "network": "lln"}, "no network device on this node has MAC fa:16:3e:99:99:99"),
+    ({"mac": "fa:16:3e:00:00:01", "address": "10.60.0.5"}, "is not an address with a prefix length"),
+])
+def test_nic_bad_input_is_one_sentence(sysfs, spec, words):
+    with pytest.raises(FakeNode.Failed, match=words):
+        nic.configure(FakeNode({"eth1": []}), spec, nic.devices_by_mac())
