@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 #: The compute microversion the listings ask for: 2.47 embeds the flavor in a server.
 SERVER_LIST_MICROVERSION = "2.47"
+#: Flavor listings include extra_specs from 2.61.
+FLAVOR_MICROVERSION = "2.61"
 #: os-interface with a device tag needs 2.49.
 TAGGED_ATTACH_MICROVERSION = "2.49"
 #: Servers per page of a detailed listing.
@@ -181,3 +183,41 @@ class Rest:
 
     def delete_port(self, port_id: str) -> None:
         self.request("network", "DELETE", f"/ports/{port_id}", ok_404=True)
+
+    # ------------------------------------------------------------------ read-only bulk listings (inventory)
+    def list_ports_where(self, device_ids: list[str], fields: list[str] | None = None) -> list[dict]:
+        """Ports of ``device_ids`` in ONE request: filtered by device when the ids fit in one query,
+        else every port the project sees (then filtered here), never one request per chunk."""
+        wanted = sorted(set(device_ids))
+        if not wanted:
+            return []
+        params = [("fields", f) for f in fields or []]
+        groups = list(chunks(wanted, "device_id", QUERY_BUDGET - sum(len(f) + 8 for f in fields or [])))
+        if len(groups) == 1:
+            params += [("device_id", v) for v in groups[0]]
+        found = self._list("network", "/ports", "ports", params)
+        keep = set(wanted)
+        return [p for p in found if p.get("device_id") in keep]
+
+    def list_flavors(self) -> list[dict]:
+        """Every flavor the project may use, with ``extra_specs`` (compute microversion 2.61)."""
+        return self._list("compute", "/flavors/detail", "flavors", [("is_public", "None")], FLAVOR_MICROVERSION)
+
+    def list_images(self, ids: list[str] | None = None, names: list[str] | None = None) -> list[dict]:
+        """Glance v2 images by id and/or name (``in:`` filters): one request each (per page of 1000)."""
+        found: list[dict] = []
+        for field_name, values in (("id", ids), ("name", names)):
+            values = sorted({v for v in values or [] if v and "," not in v})
+            if not values:
+                continue
+            # Catalogs list Glance with or without its /v2; its next links are "/v2/images?marker=...".
+            prefix = "" if self.endpoint("image").endswith("/v2") else "/v2"
+            path: str | None = f"{prefix}/images"
+            params: Any = [(field_name, "in:" + ",".join(values)), ("limit", "1000")]
+            while path:
+                body = self.request("image", "GET", path, params=params) or {}
+                found += body.get("images", [])
+                nxt = urlsplit(body["next"]) if body.get("next") else None
+                path = prefix + nxt.path.removeprefix("/v2") if nxt else None
+                params = parse_qsl(nxt.query) if nxt else None
+        return found

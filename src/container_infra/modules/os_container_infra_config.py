@@ -188,9 +188,11 @@ def run(module, cloud) -> dict[str, Any]:
     except Exception as exc:
         raise explain(exc, "reading", f"the template of cluster {name}") from exc
     coe = template.get("coe") or "kubernetes"
-    swarm = coe in ("swarm", "swarm-mode")
     tls = not template.get("tls_disabled")
     api_address = cluster["api_address"]
+    # A Docker API (tcp://...:2376) is a Swarm whatever the COE says: Magnum from 2024.1 accepts only
+    # "kubernetes" for new templates, so a swarm-mode driver named by the template's `driver` keeps it.
+    swarm = coe in ("swarm", "swarm-mode") or str(api_address).startswith("tcp://")
 
     ca_pem = None
     if tls:
