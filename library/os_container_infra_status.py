@@ -18,6 +18,9 @@ author: container-infra
 requirements:
   - python >= 3.10
   - container_infra (this toolkit's Python package, installed where the module runs)
+extends_documentation_fragment:
+  - container_infra
+  - container_infra.no_wait
 options:
   name:
     description: The cluster, by name or UUID.
@@ -30,61 +33,12 @@ options:
     description: Report a missing cluster as settled (waiting for a deletion) instead of failing.
     type: bool
     default: false
-  cloud:
-    description: A cloud name in clouds.yaml, or a dict with a whole cloud definition.
-    type: raw
-  auth:
-    description: Authentication (auth_url, username, password, project_name, application_credential_id ...).
-    type: dict
-  auth_type:
-    description: The keystoneauth plugin, for example C(v3applicationcredential).
-    type: str
-  region_name:
-    description: The region.
-    type: str
-  interface:
-    description: Which endpoints to use.
-    type: str
-    default: public
-    choices: [public, internal, admin]
-    aliases: [endpoint_type]
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    aliases: [verify]
-  ca_cert:
-    description: A CA bundle to verify the cloud's certificates with.
-    type: str
-    aliases: [cacert]
-  client_cert:
-    description: A client certificate.
-    type: str
-    aliases: [cert]
-  client_key:
-    description: The client certificate's key.
-    type: str
-    aliases: [key]
-  api_timeout:
-    description: Seconds to wait for one API answer.
-    type: int
-  wait:
-    description: Unused (the module never waits); accepted for symmetry with the other modules.
-    type: bool
-    default: true
-  timeout:
-    description: Unused (the module never waits).
-    type: int
-    default: 1800
-  poll_interval:
-    description: Unused (the module never waits).
-    type: float
-    default: 5.0
 """
 
 EXAMPLES = r"""
 - name: Record when the wait began
   ansible.builtin.set_fact:
-    wait_started: "{{ lookup('ansible.builtin.pipe', 'date +%s') | float }}"
+    wait_started: "{{ now(utc=true).timestamp() }}"
 
 - name: Wait for the cluster, showing progress
   os_container_infra_status:
