@@ -30,8 +30,11 @@ engine, which Ansible reaches over SSH as it reaches bare metal.
 * **get_info / list_instances** ask Docker, so Nova's power-state sync sees a node that died.
 * **Reconciliation.** When nova-compute starts it plugs the VIFs of every server it owns: a
   server whose container is gone is built again from its image and keypair; a stopped container of
-  a running server is started again. Containers of servers Nova deleted are reaped by Nova's own
-  ``running_deleted_instance_action = reap`` (configured by the sandbox).
+  a running server is started again; a running node that lacks a port's interface gets it plugged
+  again; a node that cannot be brought back marks its server ERROR (the others still start). While
+  nova-compute runs, its power-state sync marks a server whose container died SHUTOFF. Containers
+  of servers Nova deleted are reaped by Nova's own ``running_deleted_instance_action = reap``
+  (configured by the sandbox), and ``sandbox up`` removes those of servers Nova no longer has.
 * **Inventory**: that of ``SandboxFakeDriver`` (bare-metal ``CUSTOM_BAREMETAL_*`` classes).
 """
 
@@ -368,7 +371,17 @@ class SandboxDockerDriver(SandboxFakeDriver):
         return self._container(instance.uuid) is not None
 
     def plug_vifs(self, instance, network_info):
-        # nova-compute's start-up (_init_instance): reconcile the server with its container.
+        # nova-compute's start-up (_init_instance): reconcile the server with its container. Nova
+        # does not guard this call, so one node that cannot be rebuilt would stop the whole host
+        # from starting: such a server is marked ERROR instead (Nova's answer to a plug failure).
+        try:
+            self._reconcile(instance, network_info or [])
+        except Exception as error:
+            LOG.exception("Could not bring the node back", instance=instance)
+            raise exception.VirtualInterfacePlugException(
+                f"sandbox node of {instance.uuid} could not be brought back: {error}") from error
+
+    def _reconcile(self, instance, network_info):
         container = self._container(instance.uuid)
         wanted_running = instance.power_state == power_state.RUNNING or instance.vm_state == "active"
         if container is None:
@@ -383,17 +396,27 @@ class SandboxDockerDriver(SandboxFakeDriver):
                 LOG.warning("Node container had stopped; starting it again", instance=instance)
                 self._start(instance, container, network_info)
         else:
-            pid = self._pid(container)
-            present = set(nodenet.node_links(pid))
-            missing = [vif for vif in network_info or [] if vif["address"].lower() not in present]
-            if missing and len(missing) == len(network_info):
-                # A node that lost all its NICs (its namespace was made anew): wire it again.
-                self._plug_all(instance, pid, network_info)
+            self._plug_missing(instance, self._pid(container), network_info)
         container.reload()
         running = container.status == "running"
         self._track(instance, power_state.RUNNING if running else power_state.SHUTDOWN)
-        for vif in network_info or []:
+        for vif in network_info:
             self._interfaces[vif["id"]] = vif
+
+    def _plug_missing(self, instance, pid, network_info):
+        """Plug the ports a running node lacks: eth0 configured as at boot, later ones as hot-plugged."""
+        with self._net_lock:
+            links = nodenet.node_links(pid)
+            names = set(links.values())
+            for index, vif in enumerate(network_info):
+                if vif["address"].lower() in links:
+                    continue
+                primary = index == 0 and "eth0" not in names
+                name = "eth0" if primary else next(f"eth{i}" for i in range(1, 1000) if f"eth{i}" not in names)
+                LOG.warning("Node lacks the interface of port %s; plugging it as %s", vif["id"], name,
+                            instance=instance)
+                nodenet.plug(pid, vif, name, configure=primary)
+                names.add(name)
 
     def unplug_vifs(self, instance, network_info):
         container = self._container(instance.uuid)

@@ -4,10 +4,13 @@ Cluster-API-era driver (servers straight from Nova, no stack)."""
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 
 import pytest
 import yaml
+
+from container_infra.sandbox.nodes import NODE_LABEL
 
 FINAL = re.compile(r"_(COMPLETE|FAILED)$")
 
@@ -32,6 +35,21 @@ def wait_status(osc, cluster: str, timeout: float = 300, phase: str = "") -> dic
 def stack_ref(cluster: dict) -> str:
     """The stack id (Heat era) or cluster API name: `stack_id` before microversion 1.13, `cluster_id` after."""
     return cluster.get("cluster_id") or cluster["stack_id"]
+
+
+def cluster_exists(osc, cluster: str) -> bool:
+    """`cluster show`, not `list`: a list fails while any cluster of the project is half made."""
+    result = osc.run("coe", "cluster", "show", cluster, check=False)
+    return result.returncode == 0 or "could not be found" not in result.stderr
+
+
+def node_containers(server_ids) -> dict[str, list[str]]:
+    """server id -> its node containers (the sandbox's Docker compute host labels them)."""
+    return {
+        server_id: subprocess.run(["docker", "ps", "-aq", "--filter", f"label={NODE_LABEL}={server_id}"],
+                                  capture_output=True, text=True, check=True).stdout.split()
+        for server_id in server_ids
+    }
 
 
 def wait_gone(predicate, timeout: float = 300, what: str = "deletion") -> None:
@@ -63,6 +81,7 @@ def test_heat_era_cluster_lifecycle(osc, keypair, unique_name, tmp_path):
     template = make_template(osc, f"{unique_name}-t1", "fedora-coreos-sandbox", keypair)
     template2 = make_template(osc, f"{unique_name}-t2", "fedora-coreos-sandbox", keypair, "--labels", "version=2")
     cluster = f"{unique_name}-c"
+    servers = set()
     try:
         assert {t["name"] for t in osc.json("coe", "cluster", "template", "list")} >= {template["name"]}
         assert osc.json("coe", "cluster", "template", "show", template["uuid"])["coe"] == "kubernetes"
@@ -82,6 +101,9 @@ def test_heat_era_cluster_lifecycle(osc, keypair, unique_name, tmp_path):
         names = {r["resource_name"] for r in resources}
         assert {"kube_masters", "kube_minions", "kube-master", "kube-minion"} <= names
         assert sum(r["resource_type"] == "OS::Nova::Server" for r in resources) == 2
+        # Clusters' servers are machines by default (zone docker): one node container each.
+        servers = {r["physical_resource_id"] for r in resources if r["resource_type"] == "OS::Nova::Server"}
+        assert all(len(found) == 1 for found in node_containers(servers).values())
         minions = osc.json("stack", "output", "show", stack_ref(shown), "kube_minions")["output_value"]
         assert len(minions) == 1
 
@@ -114,10 +136,11 @@ def test_heat_era_cluster_lifecycle(osc, keypair, unique_name, tmp_path):
         assert upgraded["cluster_template_id"] == template2["uuid"]
     finally:
         osc.run("coe", "cluster", "delete", cluster, check=False)
-        wait_gone(lambda: cluster in {c["name"] for c in osc.json("coe", "cluster", "list")}, what="cluster deletion")
+        wait_gone(lambda: cluster_exists(osc, cluster), what="cluster deletion")
         for name in (f"{unique_name}-t1", f"{unique_name}-t2"):
             osc.run("coe", "cluster", "template", "delete", name, check=False)
     assert not [s for s in osc.json("stack", "list") if s["Stack Name"].startswith(unique_name[:20])]
+    assert servers and not any(node_containers(servers).values())
 
 
 def test_cluster_api_era_cluster_has_no_stack(osc, keypair, unique_name):
@@ -135,6 +158,9 @@ def test_cluster_api_era_cluster_has_no_stack(osc, keypair, unique_name):
         assert len(servers) == 2
         assert sum("-control-plane-" in name for name in servers) == 1
         assert sum("-default-worker-" in name for name in servers) == 1
+        assert "no Kubernetes control plane" in shown["status_reason"]
+        server_ids = {s["ID"] for s in osc.json("server", "list", "--name", f"^{stack_id}-")}
+        assert all(len(found) == 1 for found in node_containers(server_ids).values())
 
         osc.run("coe", "cluster", "resize", cluster, "2")
         resized = wait_status(osc, cluster, phase="UPDATE_")
@@ -142,9 +168,10 @@ def test_cluster_api_era_cluster_has_no_stack(osc, keypair, unique_name):
         assert len(osc.json("server", "list", "--name", f"^{stack_id}-")) == 3
     finally:
         osc.run("coe", "cluster", "delete", cluster, check=False)
-        wait_gone(lambda: cluster in {c["name"] for c in osc.json("coe", "cluster", "list")}, what="cluster deletion")
+        wait_gone(lambda: cluster_exists(osc, cluster), what="cluster deletion")
         osc.run("coe", "cluster", "template", "delete", template["name"], check=False)
     assert not osc.json("server", "list", "--name", f"^{stack_id}-")
+    assert server_ids and not any(node_containers(server_ids).values())
 
 
 def test_injected_create_failure_reports_reason_and_faults(osc, keypair, unique_name):
@@ -160,5 +187,5 @@ def test_injected_create_failure_reports_reason_and_faults(osc, keypair, unique_
         assert osc.json("stack", "show", stack_ref(shown))["stack_status"] == "CREATE_FAILED"
     finally:
         osc.run("coe", "cluster", "delete", cluster, check=False)
-        wait_gone(lambda: cluster in {c["name"] for c in osc.json("coe", "cluster", "list")}, what="cluster deletion")
+        wait_gone(lambda: cluster_exists(osc, cluster), what="cluster deletion")
         osc.run("coe", "cluster", "template", "delete", template["name"], check=False)

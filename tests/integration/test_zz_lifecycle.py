@@ -1,24 +1,178 @@
-"""The sandbox's own lifecycle: down keeps state and leaves no process; reset leaves no resource.
+"""The sandbox's own lifecycle: down keeps state and leaves no process; reset leaves no resource;
+after a crash (every process of the sandbox and the node containers' parents killed) `up` recovers
+a consistent cloud.
 
-Named to run last: these tests stop and wipe the cloud the other tests use (and bring it back up).
+Named to run last and alone: these tests kill, stop and wipe the cloud the other tests use (and
+bring it back up).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
 
 import openstack
+import pytest
 import yaml
 
-from container_infra.sandbox import clouds, manager
+from container_infra.sandbox import clouds, manager, nodes
+from container_infra.sandbox.configs import DOCKER_COMPUTE_HOST
 from container_infra.sandbox.layout import APIS, FAULT_ADMIN_PORT, MARIADB_PORT
 from container_infra.sandbox.supervisor import sandbox_pids
 
+SSH_OPTIONS = [
+    "-o", "BatchMode=yes",
+    "-o", "StrictHostKeyChecking=no",
+    "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "LogLevel=ERROR",
+    "-o", "ConnectTimeout=5",
+]
 
-def listening(port: int) -> bool:
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((host, port)) == 0
+
+
+@pytest.fixture(scope="module")
+def keypair(tmp_path_factory, sandbox):
+    path = tmp_path_factory.mktemp("ssh") / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+def boot_reachable_node(conn, key, name: str):
+    """A server in the Docker zone with a floating IP, once it answers SSH: (server, floating IP)."""
+    keypair = conn.compute.create_keypair(name=name, public_key=key.with_suffix(".pub").read_text())
+    image = conn.image.find_image("fedora-coreos-sandbox", ignore_missing=False)
+    flavor = conn.compute.find_flavor("bm.standard", ignore_missing=False)
+    network = conn.network.find_network("private", ignore_missing=False)
+    server = conn.compute.create_server(name=name, image_id=image.id, flavor_id=flavor.id, key_name=keypair.name,
+                                        networks=[{"uuid": network.id}], availability_zone=nodes.DOCKER_ZONE)
+    server = conn.compute.wait_for_server(server, wait=300)
+    port = next(conn.network.ports(device_id=server.id))
+    external = conn.network.find_network("public", ignore_missing=False)
+    ip = conn.network.create_ip(floating_network_id=external.id, port_id=port.id)
+    wait_ssh(ip.floating_ip_address, key)
+    return server, ip
+
+
+def ssh(address: str, key, command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ssh", *SSH_OPTIONS, "-i", str(key), f"core@{address}", command],
+                          capture_output=True, text=True, timeout=60)
+
+
+def wait_ssh(address: str, key, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while ssh(address, key, "true").returncode != 0:
+        assert time.monotonic() < deadline, f"no SSH to {address} within {timeout} s"
+        time.sleep(2)
+
+
+def delete_node(conn, server, ip, name: str) -> None:
+    conn.network.delete_ip(ip, ignore_missing=True)
+    conn.compute.delete_server(server, ignore_missing=True)
+    conn.compute.wait_for_delete(server, wait=120)
+    conn.compute.delete_keypair(name, ignore_missing=True)
+
+
+def node_container_ids() -> dict[str, str]:
+    """container id -> server id of every node container (the sandbox's label)."""
+    result = subprocess.run(["docker", "ps", "-a", "--filter", f"label={nodes.NODE_LABEL}", "--format",
+                             f'{{{{.ID}}}} {{{{.Label "{nodes.NODE_LABEL}"}}}}'],
+                            capture_output=True, text=True, check=True)
+    return dict(line.split() for line in result.stdout.splitlines() if len(line.split()) == 2)
+
+
+def running_containers() -> set[str]:
+    result = subprocess.run(["docker", "ps", "--filter", f"label={nodes.NODE_LABEL}", "--format",
+                             f'{{{{.Label "{nodes.NODE_LABEL}"}}}}'], capture_output=True, text=True, check=True)
+    return set(result.stdout.split())
+
+
+def container_parent_pids() -> list[int]:
+    """The processes that hold the node containers (containerd's shims): their death is the nodes' crash."""
+    pids = []
+    for container in node_container_ids():
+        result = subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", container],
+                                capture_output=True, text=True, check=False)
+        pid = int(result.stdout.strip() or 0)
+        if pid:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pids.append(int(stat.split(") ", 1)[1].split()[1]))
+    return pids
+
+
+def kill(pids) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def assert_no_node_leftovers(sandbox, address: str) -> None:
+    assert node_container_ids() == {}, "node containers outlived the sandbox"
+    assert nodes.sandbox_links() == [], "the sandbox's bridges or veths outlived it"
+    assert sandbox_pids(sandbox) == [], "processes of the sandbox (the marker variable) outlived it"
+    assert not listening(22, address), f"{address}:22 still forwards"
+
+
+def test_crash_then_up_recovers_a_consistent_cloud(sandbox, keypair, unique_name):
+    conn = openstack.connect(cloud="sandbox")
+    server, ip = boot_reachable_node(conn, keypair, unique_name)
+    # A file on the node's disk: the node that comes back is the same machine, not a new one.
+    marker = uuid.uuid4().hex
+    assert ssh(ip.floating_ip_address, keypair, f"echo {marker} > ~/crash-marker").returncode == 0
+    # A container with no server behind it (as if its server was deleted while nova-compute was down).
+    orphan = f"sandbox-node-{uuid.uuid4()}"
+    image = subprocess.run(["docker", "inspect", "--format", "{{.Config.Image}}",
+                            f"sandbox-node-{server.id}"], capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(["docker", "create", "--name", orphan, "--label", f"{nodes.NODE_LABEL}={uuid.uuid4()}", image],
+                   capture_output=True, check=True)
+    try:
+        kill(sandbox_pids(sandbox))
+        kill(container_parent_pids())
+        deadline = time.monotonic() + 30
+        while sandbox_pids(sandbox) or running_containers():
+            assert time.monotonic() < deadline, "the killed processes did not die"
+            time.sleep(0.5)
+
+        manager.up(sandbox, report)
+
+        assert all(service.state == "RUNNING" for service in manager.status(sandbox))
+        conn = openstack.connect(cloud="sandbox")
+        # The API works: a network round trip.
+        network = conn.network.create_network(name=f"{unique_name}-after")
+        conn.network.delete_network(network)
+        # The pre-existing node is back: ACTIVE, reachable over its floating IP, its disk kept.
+        deadline = time.monotonic() + 180
+        while (status := conn.compute.get_server(server.id).status) != "ACTIVE":
+            assert time.monotonic() < deadline, f"server {server.id} is {status} after up"
+            time.sleep(2)
+        wait_ssh(ip.floating_ip_address, keypair)
+        assert ssh(ip.floating_ip_address, keypair, "cat ~/crash-marker").stdout.strip() == marker
+        # Nova and Docker agree: no container without a server, every ACTIVE Docker-host server runs.
+        # (`up` returns once the services answer; the Docker host may still be restarting nodes.)
+        admin = openstack.connect(cloud="sandbox-admin")
+        servers = {s.id: s.status for s in admin.compute.servers(all_projects=True)
+                   if s.compute_host == DOCKER_COMPUTE_HOST}
+        containers = set(node_container_ids().values())
+        assert containers <= set(servers), f"containers without a server: {containers - set(servers)}"
+        active = {sid for sid, status in servers.items() if status == "ACTIVE"}
+        deadline = time.monotonic() + 180
+        while missing := active - running_containers():
+            assert time.monotonic() < deadline, f"ACTIVE servers without a running node: {missing}"
+            time.sleep(2)
+        assert subprocess.run(["docker", "inspect", orphan], capture_output=True).returncode != 0
+    finally:
+        subprocess.run(["docker", "rm", "--force", orphan], capture_output=True, check=False)
+        delete_node(openstack.connect(cloud="sandbox"), server, ip, unique_name)
 
 
 def report(message: str) -> None:
@@ -60,3 +214,23 @@ def test_reset_leaves_no_resource_and_up_reseeds(sandbox, unique_name):
     assert conn.network.find_network(unique_name) is None
     assert conn.network.find_network("lln") is not None
     assert conn.image.find_image("fedora-coreos-sandbox") is not None
+
+
+def test_down_and_reset_leave_no_node_behind(sandbox, keypair, unique_name):
+    conn = openstack.connect(cloud="sandbox")
+    server, ip = boot_reachable_node(conn, keypair, unique_name)
+    address = ip.floating_ip_address
+    assert node_container_ids() and nodes.sandbox_links()
+
+    manager.down(sandbox)
+    assert_no_node_leftovers(sandbox, address)
+
+    manager.up(sandbox, report)
+    # The server outlived `down` in Nova; `up` brought its node back.
+    wait_ssh(address, keypair)
+    assert server.id in running_containers()
+
+    manager.reset(sandbox)
+    assert_no_node_leftovers(sandbox, address)
+    manager.up(sandbox, report)
+    assert node_container_ids() == {}

@@ -7,13 +7,17 @@ Runs with the services' interpreter (``make plugin-tests``); nothing here needs 
 import os
 import socket
 import threading
+import types
+from unittest import mock
 
 import pytest
 
 pytest.importorskip("nova")
 
-from container_infra_sandbox import fipforward, nodenet
+from container_infra_sandbox import fipforward, nodenet, nova_docker
 from container_infra_sandbox.nova_docker import container_name, node_script, scaled_limits
+from nova import exception
+from nova.compute import power_state
 
 NETWORK = "4ec04ac0-31aa-4b3c-9c1e-0123456789ab"
 PORT = "d7d677a8-d9b0-4c2e-8f00-abcdefabcdef"
@@ -95,3 +99,56 @@ def test_connect_in_a_network_namespace():
     sock.close()
     accepted[0][0].close()
     listener.close()
+
+
+def reconciling_driver(container):
+    """A driver whose Docker holds ``container`` (or nothing); start, create and tracking are recorded."""
+    driver = nova_docker.SandboxDockerDriver.__new__(nova_docker.SandboxDockerDriver)
+    driver._interfaces = {}
+    driver._net_lock = threading.Lock()
+    driver._container = mock.Mock(return_value=container)
+    driver._create = mock.Mock(return_value=types.SimpleNamespace(status="created", reload=lambda: None))
+    driver._start = mock.Mock()
+    driver._track = mock.Mock()
+    driver._pid = mock.Mock(return_value=4242)
+    return driver
+
+
+def server(vm_state="active"):
+    running = power_state.RUNNING if vm_state == "active" else power_state.SHUTDOWN
+    return types.SimpleNamespace(uuid="i-1", vm_state=vm_state, power_state=running, image_meta=None)
+
+
+def test_start_up_rebuilds_the_node_of_a_server_whose_container_is_gone():
+    driver = reconciling_driver(None)
+    driver.plug_vifs(server(), [vif()])
+    driver._create.assert_called_once()
+    driver._start.assert_called_once()
+
+
+def test_start_up_starts_a_stopped_node_of_a_running_server_only():
+    stopped = types.SimpleNamespace(status="exited", reload=lambda: None)
+    driver = reconciling_driver(stopped)
+    driver.plug_vifs(server(), [vif()])
+    driver._start.assert_called_once()
+    driver = reconciling_driver(stopped)
+    driver.plug_vifs(server("stopped"), [vif()])
+    driver._start.assert_not_called()
+
+
+def test_start_up_plugs_the_nics_a_running_node_lacks():
+    running = types.SimpleNamespace(status="running", reload=lambda: None)
+    driver = reconciling_driver(running)
+    second = vif(id="port-2", address="fa:16:3e:00:00:02")
+    with mock.patch.object(nodenet, "node_links", return_value={"fa:16:3e:aa:bb:cc": "eth0"}), \
+            mock.patch.object(nodenet, "plug") as plug:
+        driver.plug_vifs(server(), [vif(), second])
+    plug.assert_called_once_with(4242, second, "eth1", configure=False)
+    assert set(driver._interfaces) == {PORT, "port-2"}
+
+
+def test_a_node_that_cannot_come_back_marks_its_server_not_the_host():
+    driver = reconciling_driver(None)
+    driver._create.side_effect = RuntimeError("image missing")
+    with pytest.raises(exception.VirtualInterfacePlugException, match="image missing"):
+        driver.plug_vifs(server(), [vif()])

@@ -22,6 +22,7 @@ import string
 from magnum.common import exception
 from magnum.drivers.common import driver
 from magnum.objects import fields
+from openstack import exceptions as sdk_exceptions
 from oslo_log import log as logging
 
 from container_infra_sandbox.magnum import common
@@ -31,6 +32,7 @@ S = fields.ClusterStatus
 SUFFIX_CHARS = string.ascii_lowercase + string.digits
 MASTER_INFIX = "control-plane"
 API_PORT = 6443
+COMPLETE_REASON = "The sandbox runs no Kubernetes control plane: the nodes are servers only."
 
 
 def random_suffix():
@@ -92,6 +94,7 @@ class _Cloud:
             common.fixed_network(self.cluster, self.template), ignore_missing=False
         )
         key = common.keypair(self.cluster, self.template)
+        zone = common.availability_zone(self.cluster, self.template)
         prefix = name_prefix(self.cluster, nodegroup)
         for _ in range(count):
             name = prefix + random_suffix()
@@ -103,6 +106,7 @@ class _Cloud:
                 "image_id": image.id,
                 "flavor_id": flavor.id,
                 "networks": [{"uuid": network.id}],
+                "availability_zone": zone,
             }
             if key:
                 attrs["key_name"] = key
@@ -129,13 +133,18 @@ class _Cloud:
             if not ports:
                 continue
             network = self.conn.network.find_network(external, ignore_missing=False)
-            have[server.name] = self.conn.network.create_ip(
-                floating_network_id=network.id,
-                port_id=ports[0].id,
-                project_id=self.cluster.project_id,
-                description=server.name,
-            )
-        return have
+            try:
+                have[server.name] = self.conn.network.create_ip(
+                    floating_network_id=network.id,
+                    port_id=ports[0].id,
+                    project_id=self.cluster.project_id,
+                    description=server.name,
+                )
+            except sdk_exceptions.ConflictException:
+                # Two status polls of one cluster can overlap: the other one gave the port its
+                # floating IP a moment ago.
+                have[server.name] = next(iter(self.conn.network.ips(port_id=ports[0].id)), None)
+        return {name: ip for name, ip in have.items() if ip is not None}
 
 
 class ClusterAPIDriver(common.NoFederation, driver.Driver):
@@ -254,7 +263,7 @@ class ClusterAPIDriver(common.NoFederation, driver.Driver):
                 statuses.append(status)
         if cluster.status == S.DELETE_IN_PROGRESS and not servers:
             _delete_leftover_ips(cloud)
-        common.aggregate_status(cluster, statuses)
+        common.aggregate_status(cluster, statuses, COMPLETE_REASON)
         cluster.save()
 
     def _poll_nodegroup(self, cloud, ng, servers):

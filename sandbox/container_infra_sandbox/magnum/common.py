@@ -22,6 +22,12 @@ CONF = cfg.CONF
 FAIL_LABEL = "sandbox_fail_reason"
 # Used when neither the cluster nor its template names a fixed network.
 DEFAULT_FIXED_NETWORK = "private"
+# Magnum's label for the servers' Nova availability zone.
+ZONE_LABEL = "availability_zone"
+# Without the label, clusters' servers are machines one can log into: the
+# zone of the sandbox's Docker compute host (container_infra.sandbox.nodes.DOCKER_ZONE).
+# Scale tests name the fake host's zone ("scale") in the label.
+DEFAULT_ZONE = "docker"
 
 # Magnum 23 dropped [heat_client]; the drivers register it again so that a
 # deployment can point Heat calls at the same interface as the other clients.
@@ -105,6 +111,10 @@ def floating_ip_enabled(cluster, template):
     if cluster.floating_ip_enabled is None:
         return bool(template.floating_ip_enabled)
     return bool(cluster.floating_ip_enabled)
+
+
+def availability_zone(cluster, template):
+    return label(cluster, template, ZONE_LABEL, DEFAULT_ZONE)
 
 
 def keypair(cluster, template):

@@ -16,7 +16,7 @@ from magnum.drivers.common import driver
 from magnum.objects import fields
 from oslo_log import log as logging
 
-from container_infra_sandbox.magnum import common
+from container_infra_sandbox.magnum import common, swarm
 
 LOG = logging.getLogger(__name__)
 S = fields.ClusterStatus
@@ -87,9 +87,7 @@ SWARM_MODE = SwarmModeLayout(
     nodes_remove_param="nodes_to_remove",
     master_outputs=("swarm_primary_master", "swarm_secondary_masters"),
     node_output="swarm_nodes",
-    complete_reason=(
-        "Stack CREATE completed successfully. The sandbox forms no Docker Swarm yet: the nodes are servers only."
-    ),
+    complete_reason="Stack CREATE completed successfully.",
 )
 
 
@@ -142,14 +140,19 @@ class _HeatDriver(common.NoFederation, driver.Driver):
         worker = cluster.default_ng_worker
         layout = self._layout(common.cluster_template(context, cluster))
         params = {layout.nodes_count_param: worker.node_count}
+        if layout is SWARM_MODE:
+            _leave_swarm(context, cluster, worker, worker.node_count, [])
         _update_stack(context, worker.stack_id or cluster.stack_id, params, rollback)
 
     def resize_cluster(self, context, cluster, resize_manager, node_count, nodes_to_remove, nodegroup=None):
         nodegroup = nodegroup or cluster.default_ng_worker
         layout = self._layout(common.cluster_template(context, cluster))
         params = {layout.nodes_count_param: node_count}
-        if nodes_to_remove:
-            params[layout.nodes_remove_param] = ",".join(_group_members(context, nodes_to_remove))
+        members = _group_members(context, nodes_to_remove) if nodes_to_remove else []
+        if members:
+            params[layout.nodes_remove_param] = ",".join(members)
+        if layout is SWARM_MODE:
+            _leave_swarm(context, cluster, nodegroup, node_count, members)
         _update_stack(context, nodegroup.stack_id or cluster.stack_id, params, rollback=False)
 
     def upgrade_cluster(
@@ -212,6 +215,7 @@ class _HeatDriver(common.NoFederation, driver.Driver):
             "is_cluster_stack": True,
             "cluster_uuid": cluster.uuid,
             "ssh_key_name": common.keypair(cluster, template),
+            "availability_zone": common.availability_zone(cluster, template),
             "fixed_network": common.fixed_network(cluster, template),
             "fixed_subnet": common.fixed_subnet(cluster, template),
             "external_network": template.external_network_id or "",
@@ -227,8 +231,11 @@ class _HeatDriver(common.NoFederation, driver.Driver):
         template = common.cluster_template(context, cluster)
         layout = self._layout(template)
         poller = _StackPoller(common.heat(context), cluster, template, layout)
+        previous = cluster.status
         statuses = [s for s in map(poller.poll, cluster.nodegroups) if s]
         common.aggregate_status(cluster, statuses, layout.complete_reason)
+        if layout is SWARM_MODE and cluster.status in common.COMPLETE_STATES and previous.endswith("_IN_PROGRESS"):
+            _form_swarm(context, cluster, poller, previous)
         cluster.save()
 
 
@@ -393,3 +400,79 @@ class SwarmModeHeatDriver(_HeatDriver):
         return [
             {"server_type": server_type, "os": "fedora-coreos", "coe": "swarm-mode"} for server_type in ("vm", "bm")
         ]
+
+
+# Swarm-mode: the Swarm in the nodes (what the nodes' boot scripts did; see swarm.py)
+
+
+def _swarm_nodes(outputs, group):
+    """The group's servers from the stack's outputs (ids, fixed and floating IPs, in member order)."""
+    ids = outputs.get(f"{group}_ids")
+    if ids is None:
+        raise swarm.SwarmError(f"the stack has no {group}_ids output (it predates the Swarm); create the cluster again")
+    private = outputs.get(f"{group}_private") or []
+    public = outputs.get(group) or []
+    return [
+        swarm.Node(server_id, fixed, public[i] if i < len(public) else None)
+        for i, (server_id, fixed) in enumerate(zip(ids, private, strict=False))
+        if server_id and fixed
+    ]
+
+
+def _swarm_managers(outputs):
+    return _swarm_nodes(outputs, "swarm_primary_master") + _swarm_nodes(outputs, "swarm_secondary_masters")
+
+
+def _form_swarm(context, cluster, poller, previous):
+    """Form the Swarm before the cluster reports complete; a failure fails the operation."""
+    action = previous.split("_", 1)[0]
+    managers, workers = [], []
+    try:
+        for ng in cluster.nodegroups:
+            stack_id = ng.stack_id or (cluster.stack_id if ng.is_default else None)
+            stack = poller._stack(stack_id) if stack_id else None
+            if stack is None or stack.stack_status not in common.COMPLETE_STATES:
+                continue
+            outputs = _outputs(stack)
+            if ng.role == "master" and ng.is_default:
+                managers = _swarm_managers(outputs)
+            else:
+                workers += _swarm_nodes(outputs, "swarm_nodes")
+        formed = swarm.form(cluster, context, managers, workers)
+    except swarm.Busy:
+        # Another status poll is forming it; that one reports the outcome.
+        cluster.status = previous
+        return
+    except Exception as error:
+        LOG.exception("Forming the Docker Swarm of cluster %s failed", cluster.uuid)
+        cluster.status = common.status_for(action if action in ("CREATE", "UPDATE") else "UPDATE", "FAILED")
+        cluster.status_reason = f"Forming the Docker Swarm failed: {error}"
+        return
+    cluster.status_reason = (
+        f"Stack {action} completed successfully. Docker Swarm formed: {formed[0]} manager(s), {formed[1]} "
+        f"worker(s); its API is {cluster.api_address} (TLS, certificates from the cluster's CA)."
+    )
+
+
+def _leave_swarm(context, cluster, nodegroup, node_count, members):
+    """Drain and remove from the Swarm the workers a resize is about to delete.
+
+    Heat removes the members named in removal_policies first, then the highest ones; a failure
+    here is logged only: the next formation removes nodes whose servers are gone.
+    """
+    try:
+        hc = common.heat(context)
+        outputs = _outputs(hc.stacks.get(nodegroup.stack_id or cluster.stack_id, resolve_outputs=True))
+        workers = _swarm_nodes(outputs, "swarm_nodes")
+        doomed = [w for w in workers if w.server_id in members]
+        kept = [w for w in workers if w not in doomed]
+        while len(kept) > node_count:
+            doomed.append(kept.pop())
+        if not doomed:
+            return
+        cluster_outputs = outputs
+        if nodegroup.stack_id and nodegroup.stack_id != cluster.stack_id:
+            cluster_outputs = _outputs(hc.stacks.get(cluster.stack_id, resolve_outputs=True))
+        swarm.remove(cluster, context, _swarm_managers(cluster_outputs), doomed)
+    except Exception:
+        LOG.exception("Could not take the removed nodes of cluster %s out of its Swarm first", cluster.uuid)

@@ -14,7 +14,7 @@ import requests
 
 from container_infra.sandbox import bootstrap, clouds, configs, install, nodeimage, nodes, seed
 from container_infra.sandbox.layout import APIS, FAULT_ADMIN_PORT, MARIADB_PORT, RABBIT_PORT, Layout
-from container_infra.sandbox.supervisor import Supervisor, kill_strays, programs, sandbox_pids
+from container_infra.sandbox.supervisor import Supervisor, kill_strays, programs, sandbox_pids, supervisord_alive
 
 Report = Callable[[str], None]
 
@@ -104,6 +104,12 @@ def _up(layout: Layout, report: Report) -> dict[str, float]:
     bootstrap.prepare_mariadb(layout)
     bootstrap.prepare_rabbitmq(layout, secrets)
     supervisor = Supervisor(layout)
+    if not supervisor.running() and not supervisord_alive(layout):
+        # After a crash of supervisord its children may live on, holding ports and files that the
+        # programs about to start need: without a supervisord, every process of the sandbox is a stray.
+        strays = kill_strays(layout)
+        if strays:
+            report(f"stopped {len(strays)} process(es) left by a sandbox that did not shut down")
     supervisor.ensure_started()
     stale = programs_reading(layout, changed)
     if stale:

@@ -25,8 +25,9 @@ DOCKER_ZONE = "docker"
 FAKE_ZONE = "scale"
 # Where servers that name no zone go: Nova 34 filters by zone only through the aggregates of the
 # zone a request carries, so nova.conf's default_schedule_zone gives zone-less requests this one.
-# The fake host for now (fast; what Magnum's and the modules' tests use); the Docker host's zone
-# once the whole flow runs on nodes you can log into.
+# The fake host (fast; what scale tests use). Magnum clusters' servers name DOCKER_ZONE themselves:
+# the sandbox's Magnum drivers default to it (container_infra_sandbox.magnum.common.DEFAULT_ZONE),
+# and a cluster's label availability_zone overrides it.
 DEFAULT_ZONE = FAKE_ZONE
 
 AGGREGATES = {

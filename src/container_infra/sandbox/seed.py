@@ -74,12 +74,27 @@ def _ensure_identity(conn, seed, passwords) -> dict[str, str]:
             user = identity.create_user(
                 name=name, password=passwords[name], domain_id=domain.id, default_project_id=project.id
             )
-        elif name != "admin":
+        elif name != "admin" and not _password_works(conn, user.id, passwords[name]):
+            # Only when it changed: Keystone revokes every token of a user whose password is set, and
+            # the sandbox is shared, so a no-op reset would fail other clients' operations in flight.
             identity.update_user(user, password=passwords[name])
         if spec["role"] not in roles:
             raise SeedError(f"role {spec['role']!r} of user {name!r} does not exist in Keystone")
         identity.assign_project_role_to_user(project, user, roles[spec["role"]])
     return {name: project.id for name, project in projects.items()}
+
+
+def _password_works(conn, user_id: str, password: str) -> bool:
+    """Whether Keystone issues the user an (unscoped) token with this password."""
+    from keystoneauth1 import exceptions, session
+    from keystoneauth1.identity import v3
+
+    auth = v3.Password(auth_url=conn.session.auth.auth_url, user_id=user_id, password=password)
+    try:
+        session.Session(auth=auth).get_token()
+    except exceptions.Unauthorized:
+        return False
+    return True
 
 
 def _ensure_flavors(conn, flavors) -> None:

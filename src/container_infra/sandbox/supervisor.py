@@ -42,8 +42,10 @@ class Program:
     stopwaitsecs: int = 15
 
 
-def _gunicorn(layout: Layout, service: str, factory: str, workers: int = 1, threads: int = 8) -> list[str]:
+def _gunicorn(layout: Layout, service: str, factory: str, workers: int = 1, threads: int = 8,
+              limit_request_line: int | None = None) -> list[str]:
     api = APIS_BY_NAME[service]
+    limits = [] if limit_request_line is None else ["--limit-request-line", str(limit_request_line)]
     return [
         str(layout.bin("gunicorn")),
         "--bind",
@@ -60,6 +62,7 @@ def _gunicorn(layout: Layout, service: str, factory: str, workers: int = 1, thre
         "5",
         "--name",
         f"sandbox-{service}",
+        *limits,
         f"container_infra_sandbox.wsgi_apps:{factory}()",
     ]
 
@@ -124,7 +127,10 @@ def programs(layout: Layout) -> list[Program]:
              "--config", str(layout.etc / "fipforward.json")],
             phase=2,
         ),
-        Program("neutron-api", _gunicorn(layout, "neutron", "neutron"), phase=2),
+        # Nova lists a project's ports by up to 150 device ids in one query string (listing servers):
+        # gunicorn's default request line limit (4094) fails that from about 80 servers; a real
+        # deployment's web server takes it.
+        Program("neutron-api", _gunicorn(layout, "neutron", "neutron", limit_request_line=0), phase=2),
         Program("heat-api", _gunicorn(layout, "heat", "heat"), phase=2),
         Program("heat-engine", _oslo(layout, "heat-engine", "heat/heat.conf"), phase=2),
         Program("magnum-api", _gunicorn(layout, "magnum", "magnum"), phase=2),
@@ -273,6 +279,18 @@ def sandbox_pids(layout: Layout) -> list[int]:
         if marker in environ.split(b"\0"):
             pids.append(int(entry.name))
     return pids
+
+
+def supervisord_alive(layout: Layout) -> bool:
+    """Whether this sandbox's supervisord process exists (it may be too busy to answer its socket)."""
+    for pid in sandbox_pids(layout):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(Path(arg.decode(errors="replace")).name == "supervisord" for arg in argv[:2]):
+            return True
+    return False
 
 
 def kill_strays(layout: Layout, grace: float = 5.0) -> list[int]:
