@@ -74,6 +74,18 @@ def nic_interfaces(host_networks: dict[str, dict], wanted: list[str]) -> list[di
     return out
 
 
+def leaving_workers(hostvars: dict[str, dict], stack_name: str, worker_count: int) -> list[str]:
+    """The workers a stack update to ``worker_count`` removes: a ResourceGroup drops its highest indexes,
+    so ``<stack>-worker-<i>`` with ``i >= worker_count``."""
+    prefix = f"{stack_name}-worker-"
+    out = []
+    for host, hv in sorted(hostvars.items()):
+        index = host[len(prefix):] if host.startswith(prefix) else ""
+        if hv.get("container_infra_role") == "worker" and index.isdigit() and int(index) >= int(worker_count):
+            out.append(host)
+    return out
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -82,4 +94,5 @@ class FilterModule:
             "container_infra_select_servers": select_servers,
             "container_infra_provider_ports": provider_ports,
             "container_infra_nic_interfaces": nic_interfaces,
+            "container_infra_leaving_workers": leaving_workers,
         }

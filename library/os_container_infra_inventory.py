@@ -38,10 +38,16 @@ extends_documentation_fragment:
   - container_infra.no_wait
 options:
   cluster:
-    description: The Magnum cluster's name or UUID.
+    description:
+      - The Magnum cluster, by name or UUID. One of O(cluster) and O(stack) is required.
     type: str
-    required: true
     aliases: [name]
+  stack:
+    description:
+      - Instead of a Magnum cluster, a Heat stack by name or id - the toolkit's Swarm without Magnum
+        (role C(container_infra_swarm_stack)); its C(swarm_masters) are masters, its C(swarm_nodes) workers,
+        and the cluster's name in the inventory is the stack's.
+    type: str
   path:
     description:
       - The inventory file to write (YAML). Parent directories are made. Without it, the module only
@@ -176,7 +182,9 @@ from container_infra.modules.os_container_infra_inventory import ARGUMENT_SPEC, 
 
 def main():
     run_module(ARGUMENT_SPEC, run, operation="building the inventory of",
-               resource=lambda params: f"cluster {params['cluster']}", module_class=AnsibleModule)
+               resource=lambda params: f"stack {params['stack']}" if params.get("stack")
+               else f"cluster {params['cluster']}", module_class=AnsibleModule,
+               mutually_exclusive=[("cluster", "stack")], required_one_of=[("cluster", "stack")])
 
 
 if __name__ == "__main__":

@@ -20,12 +20,12 @@ run ansible-playbook -i "$SPEC" playbooks/site.yml
 
 for cluster in $CLUSTERS; do
     say "Every node of ${cluster}, through its written inventory"
-    run ansible -i "inventories/${cluster}/hosts.yml" all -m ansible.builtin.ping -o
+    run ansible -i "inventories/${cluster}/hosts.yml" all -m ansible.builtin.ping
 done
 
 say "Every node, through the dynamic inventory plugin"
 run ansible-inventory -i inventories/sandbox/sandbox.container_infra.yml --graph
-run ansible -i inventories/sandbox/sandbox.container_infra.yml 'masters:workers' -m ansible.builtin.ping -o
+run ansible -i inventories/sandbox/sandbox.container_infra.yml 'masters:workers' -m ansible.builtin.ping
 
 for cluster in $CLUSTERS; do
     env_script="inventories/${cluster}/credentials/env.sh"

@@ -121,7 +121,7 @@ def test_nodes_without_floating_ip_go_through_the_master_that_has_one():
 def test_no_jump_when_told_or_when_no_master_has_a_floating_ip():
     hosts = inventory.hostvars_of(capi_inventory(jump_via_master=False))
     assert not any("container_infra_jump_host" in hv for hv in hosts.values())
-    servers, ports, nodegroups = capi_cloud_data()
+    servers, _ports, _nodegroups = capi_cloud_data()
     for s in servers:
         s["addresses"] = {net: [e for e in entries if e.get("OS-EXT-IPS:type") != "floating"]
                           for net, entries in s["addresses"].items()}

@@ -206,3 +206,11 @@ def test_nic_on_ethernet_ignores_ipoib_mode(sysfs):
 def test_nic_bad_input_is_one_sentence(sysfs, spec, words):
     with pytest.raises(FakeNode.Failed, match=words):
         nic.configure(FakeNode({"eth1": []}), spec, nic.devices_by_mac())
+
+
+def test_leaving_workers_are_the_highest_indexes():
+    hostvars = {f"s-worker-{i}": {"container_infra_role": "worker"} for i in (0, 1, 2, 10)}
+    hostvars["s-manager-0"] = {"container_infra_role": "master"}
+    hostvars["other-worker-5"] = {"container_infra_role": "worker"}
+    assert filters.leaving_workers(hostvars, "s", 2) == ["s-worker-10", "s-worker-2"]
+    assert filters.leaving_workers(hostvars, "s", 11) == []

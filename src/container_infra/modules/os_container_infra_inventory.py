@@ -33,7 +33,8 @@ from container_infra.inventory import (
 from container_infra.modules.magnum import get_cluster, info, list_nodegroups, normalise_cluster, read
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
-    "cluster": {"type": "str", "required": True, "aliases": ["name"]},
+    "cluster": {"type": "str", "aliases": ["name"]},
+    "stack": {"type": "str"},
     "path": {"type": "path"},
     "network": {"type": "str"},
     "ansible_user": {"type": "str"},
@@ -88,7 +89,21 @@ def _server_filter(prefixes: list[str]) -> str | None:
     return pattern if len(pattern) <= NAME_FILTER_BUDGET else None
 
 
-def collect(cloud, refs: list[str] | None, *, skip_unready: bool = False, rest=None) -> dict[str, Any]:
+def stack_cluster(heat, ref: str) -> dict[str, Any]:
+    """A Heat stack not made by Magnum (the toolkit's Swarm without Magnum) in a Magnum cluster's shape."""
+    try:
+        stack = heat.stacks.get(ref)
+    except Exception as exc:
+        error = explain(exc, "reading", f"Heat stack '{ref}'")
+        if error.details.get("kind") == "notfound":
+            raise CloudError(f"Heat stack '{ref}' was not found in the project; check its name with "
+                             "`openstack stack list`", status=404, details=error.details) from exc
+        raise error from exc
+    return {"name": stack.stack_name, "uuid": stack.id, "stack_id": stack.id, "status": stack.stack_status}
+
+
+def collect(cloud, refs: list[str] | None, *, skip_unready: bool = False, rest=None,
+            stacks: list[str] | None = None) -> dict[str, Any]:
     """The clusters, their nodes and the bulk listings: ``{"clusters": [...], "listings", "warnings"}``.
 
     ``skip_unready``: leave out (with a warning) a cluster that has no stack yet or whose stack cannot
@@ -97,10 +112,12 @@ def collect(cloud, refs: list[str] | None, *, skip_unready: bool = False, rest=N
     from container_infra.openstack_rest import Rest
 
     rest = rest or Rest(cloud)
-    magnum = cloud.magnum()
+    magnum = cloud.magnum() if refs or not stacks else None
     warnings: list[str] = []
     wanted: list[dict[str, Any]] = []
-    for cluster in find_clusters(magnum, refs):
+    found = find_clusters(magnum, refs) if refs or not stacks else []
+    found += [stack_cluster(cloud.heat(), ref) for ref in stacks or []]
+    for cluster in found:
         name = cluster.get("name") or cluster["uuid"]
         if not discovery.stack_ref(cluster):
             message = (f"cluster {name} has no stack yet (status {cluster.get('status')}); wait until Magnum "
@@ -109,7 +126,8 @@ def collect(cloud, refs: list[str] | None, *, skip_unready: bool = False, rest=N
                 raise CloudError(message)
             warnings.append(message)
             continue
-        wanted.append({"cluster": cluster, "name": name, "nodegroups": list_nodegroups(magnum, cluster["uuid"])})
+        nodegroups = [] if cluster.get("stack_id") == cluster["uuid"] else list_nodegroups(magnum, cluster["uuid"])
+        wanted.append({"cluster": cluster, "name": name, "nodegroups": nodegroups})
 
     heat = None
     prefixes: list[str] = []
@@ -278,7 +296,10 @@ def run(module, cloud) -> dict[str, Any]:
     path = params.get("path")
     if path is not None and not path.strip():
         raise ModuleFailure("path is empty; give the inventory file to write, or leave path out")
-    collected = collect(cloud, [params["cluster"]])
+    if params.get("stack"):
+        collected = collect(cloud, None, stacks=[params["stack"]])
+    else:
+        collected = collect(cloud, [params["cluster"]])
     inventory = inventory_of(collected, network=params.get("network"), ansible_user=params.get("ansible_user"),
                              extra_host_vars=params.get("extra_host_vars"),
                              jump_via_master=params["jump_via_master"])
