@@ -1,34 +1,49 @@
 """os_server_interface on 100 servers x 2 networks (hte, lln) against the sandbox, side by side.
 
-    .venv/bin/python benchmarks/server_interface.py [--servers 100] [--latency-ms 100]
+    .venv/bin/python benchmarks/server_interface.py [--servers 100] [--sample 10] [--latency-ms 100]
+                                                    [--concurrency 20] [--latency-via client|proxy]
+                                                    [--boot-timeout 1800]
 
-1. boots N servers in ONE request (min_count = max_count = N) and waits for them;
-2. with the fault proxy adding --latency-ms to every request, first runs (every port to create):
-   a. "one after another" (concurrency 1) on a sample of --sample servers, timed and scaled to N
-      (the cost is linear in the servers; running it on all N at 100 ms would take minutes for nothing);
-   b. the module's way (a bounded pool of --concurrency) on the other N - sample servers, scaled to N;
-3. latency back to 0, a no-change re-run over all N servers: its API calls, counted by Cloud.api_calls
-   (and by the proxy's counters, which include other clients of the shared sandbox);
-4. deletes the servers and every port it created.
+1. boots --servers + --sample servers in ONE request on the fake host (zone "scale": cheap servers that
+   take ports like any other) and waits for them;
+2. with --latency-ms added to every request the module makes, first runs (every port to create):
+   a. the module's way (a bounded pool of --concurrency) on all --servers servers: the first run;
+   b. one server after another (the same module with concurrency 1) on the --sample other servers,
+      timed and scaled to --servers (the cost is linear in the servers; attaching 100 servers one by one
+      at 100 ms a request takes minutes and shows nothing more);
+3. no latency, a no-change re-run over the --servers servers: its API calls, counted twice: by the
+   module's own session (Cloud.api_calls) and by the fault proxy for this run's User-Agent only;
+4. deletes the servers and every port it made.
 
-Not a timed test: it prints the figures (the note in the issue quotes them).
+The added latency: ``client`` (default) delays each of this client's own requests in its HTTP transport,
+so only the module's requests are slowed; ``proxy`` sets the sandbox fault proxy's latency on the
+compute and network services, which slows every client of the shared sandbox (its latency is per
+service, not per User-Agent).
+
+Not a timed test: it prints the figures (the README quotes them) and exits 1 when a target is missed:
+a no-change re-run of at most 5 API calls, a first run at least 5 times faster than one after another.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import sys
 import time
 import uuid
 
 import openstack
+import requests.adapters
 
 from container_infra.cloud import Cloud
+from container_infra.cloud.servers import boot_servers, delete_servers
 from container_infra.modules.os_server_interface import ensure
 from container_infra.openstack_rest import Rest
 from container_infra.sandbox.faults import FaultClient
+from container_infra.sandbox.nodes import FAKE_ZONE
 
 NETWORKS = ("hte", "lln")
+MAX_NO_CHANGE_CALLS = 5
+MIN_SPEED_UP = 5.0
 
 
 def params(servers: list[str], concurrency: int) -> dict:
@@ -36,101 +51,109 @@ def params(servers: list[str], concurrency: int) -> dict:
             "concurrency": concurrency, "wait": True, "timeout": 1800, "poll_interval": 2.0}
 
 
-# Detailed server listings go in pages of 50: Nova asks Neutron about every server of a page in one
-# request, and a page of 100 makes that request line longer than eventlet's WSGI server takes (414).
-def boot(conn, prefix: str, count: int) -> list[str]:
-    image = conn.image.find_image("fedora-coreos-sandbox")
-    flavor = conn.compute.find_flavor("bm.standard")
-    network = conn.network.find_network("private")
-    started = time.monotonic()
-    conn.compute.create_server(name=prefix, image_id=image.id, flavor_id=flavor.id, networks=[{"uuid": network.id}],
-                               min_count=count, max_count=count)
-    while True:
-        servers = [s for s in conn.compute.servers(name=f"^{prefix}", limit=50) if s.name.startswith(prefix)]
-        if len(servers) == count and all(s.status == "ACTIVE" for s in servers):
-            break
-        for broken in [s for s in servers if s.status == "ERROR"]:
-            # The shared sandbox may hold a compute host that fails builds: boot that one again.
-            conn.compute.delete_server(broken)
-            conn.compute.wait_for_delete(broken, wait=120)
-            conn.compute.create_server(name=broken.name, image_id=image.id, flavor_id=flavor.id,
-                                       networks=[{"uuid": network.id}])
-        if time.monotonic() - started > 900:
-            raise SystemExit(f"{prefix}: servers not ACTIVE after 900 s")
-        time.sleep(2)
-    print(f"booted {count} servers in one request: {time.monotonic() - started:.1f} s")
-    return sorted(s.name for s in servers)
+class DelayedAdapter(requests.adapters.HTTPAdapter):
+    """Every request waits ``delay`` seconds before it is sent: a slower network, for this client only."""
+
+    def __init__(self, delay: float, pool_size: int) -> None:
+        super().__init__(pool_connections=pool_size, pool_maxsize=pool_size)
+        self.delay = delay
+
+    def send(self, request, **kwargs):
+        time.sleep(self.delay)
+        return super().send(request, **kwargs)
 
 
-def cleanup(conn, prefix: str) -> None:
-    servers = list(conn.compute.servers(name=f"^{prefix}", limit=50))
-    for server in servers:
-        conn.compute.delete_server(server)
-    for server in servers:
-        with contextlib.suppress(Exception):
-            conn.compute.wait_for_delete(server, wait=600)
-    for port in conn.network.ports():
-        if port.name and port.name.startswith(prefix):
-            with contextlib.suppress(Exception):
-                conn.network.delete_port(port, ignore_missing=True)
-    print(f"deleted {len(servers)} servers and their ports")
+def connect(agent: str) -> Cloud:
+    """The module's Cloud, its User-Agent tagged with ``agent`` so the proxy counts this run alone."""
+    cloud = Cloud.from_params({"cloud": "sandbox"})
+    cloud.session.additional_user_agent.append((agent, "1"))
+    return cloud
 
 
-def timed(cloud, servers, concurrency) -> float:
+def timed(cloud: Cloud, servers: list[str], concurrency: int) -> float:
     started = time.monotonic()
     result = ensure(Rest(cloud), params(servers, concurrency))
-    assert result["changed"]
+    assert result["changed"], "the first run changed nothing"
     return time.monotonic() - started
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--servers", type=int, default=100)
-    parser.add_argument("--latency-ms", type=int, default=100)
     parser.add_argument("--sample", type=int, default=10,
-                        help="servers attached one after another, timed and scaled to --servers")
+                        help="more servers, attached one after another, timed and scaled to --servers")
+    parser.add_argument("--latency-ms", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--latency-via", choices=["client", "proxy"], default="client")
+    parser.add_argument("--boot-timeout", type=int, default=1800, help="seconds the servers may take to boot")
     args = parser.parse_args()
     prefix = f"modb-bench-{uuid.uuid4().hex[:6]}"
+    agent = f"{prefix}-agent"
     conn = openstack.connect(cloud="sandbox")
     faults = FaultClient()
+    failures = []
     try:
-        names = boot(conn, prefix, args.servers)
-        sample, rest = names[:args.sample], names[args.sample:]
-        cloud = Cloud.from_params({"cloud": "sandbox"})
+        started = time.monotonic()
+        names = [s.name for s in boot_servers(conn, prefix, args.servers + args.sample, zone=FAKE_ZONE,
+                                                  timeout=args.boot_timeout)]
+        print(f"booted {len(names)} servers (zone {FAKE_ZONE}) in one request: {time.monotonic() - started:.1f} s")
+        first, sample = names[:args.servers], names[args.servers:]
+
+        cloud = connect(agent)
         Rest(cloud).list_networks(names=list(NETWORKS))  # token and catalog fetched before timing
-        # Latency on the two services the module talks to (the sandbox is shared: keystone, Heat,
-        # Magnum and Manila stay fast for everyone else).
-        for service in ("compute", "network"):
-            faults.set_latency(args.latency_ms, service=service)
-        sequential = timed(cloud, sample, 1)
-        per_server = sequential / len(sample)
-        print(f"one after another ({args.latency_ms} ms latency): {len(sample)} servers in {sequential:.1f} s "
-              f"= {per_server:.2f} s/server -> {per_server * args.servers:.1f} s for {args.servers} servers")
-        concurrent = timed(cloud, rest, args.concurrency)
-        scaled = concurrent * args.servers / len(rest)
-        print(f"concurrent, pool of {args.concurrency} ({args.latency_ms} ms latency): {len(rest)} servers in "
-              f"{concurrent:.1f} s -> {scaled:.1f} s for {args.servers} servers")
-        print(f"speed-up: {per_server * args.servers / scaled:.1f}x")
-        for service in ("compute", "network"):
-            faults.set_latency(0, service=service)
-        faults.reset_counts()
+        if args.latency_via == "client":
+            adapter = DelayedAdapter(args.latency_ms / 1000, pool_size=args.concurrency + 2)
+            cloud.session.session.mount("http://", adapter)
+            cloud.session.session.mount("https://", adapter)
+        else:
+            for service in ("compute", "network"):
+                faults.set_latency(args.latency_ms, service=service)
+        how = f"{args.latency_ms} ms added per request ({args.latency_via})"
+
         cloud.api_calls.reset()
-        again = ensure(Rest(cloud), params(names, args.concurrency))
-        counts = faults.counts()
-        proxy_total = sum(v.get("total", 0) for v in counts.values())
-        print(f"no-change re-run on {args.servers} servers x {len(NETWORKS)} networks: changed={again['changed']}, "
-              f"API calls {cloud.api_calls.total} (Cloud.api_calls), {proxy_total} through the proxy "
-              f"(other clients of the shared sandbox included)")
-        fresh = Cloud.from_params({"cloud": "sandbox"})
-        ensure(Rest(fresh), params(names, args.concurrency))
-        print(f"no-change re-run with a fresh connection (authentication included): {fresh.api_calls.total} calls")
-    finally:
-        with contextlib.suppress(Exception):
+        concurrent = timed(cloud, first, args.concurrency)
+        concurrent_calls = cloud.api_calls.reset()
+        print(f"first run, pool of {args.concurrency}, {how}: {len(first)} servers x {len(NETWORKS)} networks in "
+              f"{concurrent:.1f} s ({concurrent_calls} API calls)")
+        if sample:
+            sequential = timed(cloud, sample, 1)
+            sequential_calls = cloud.api_calls.reset()
+            per_server = sequential / len(sample)
+            baseline = per_server * args.servers
+            print(f"one after another (concurrency 1), {how}: {len(sample)} servers in {sequential:.1f} s "
+                  f"({sequential_calls} API calls) = {per_server:.2f} s/server -> {baseline:.1f} s for "
+                  f"{args.servers} servers")
+            speed_up = baseline / concurrent
+            print(f"speed-up of the first run over one after another: {speed_up:.1f}x (target >= {MIN_SPEED_UP:g}x)")
+            if speed_up < MIN_SPEED_UP:
+                failures.append(f"speed-up {speed_up:.1f}x < {MIN_SPEED_UP:g}x")
+        if args.latency_via == "proxy":
             for service in ("compute", "network"):
                 faults.set_latency(0, service=service)
-        cleanup(conn, prefix)
+
+        # The no-change re-run, on a fresh connection as a playbook's task has (authentication included).
+        faults.reset_counts(agent=f"*{agent}*")
+        fresh = connect(agent)
+        authenticated = fresh.api_calls.total
+        again = ensure(Rest(fresh), params(first, args.concurrency))
+        module_calls = fresh.api_calls.total - authenticated
+        proxy_calls = sum(v.get("total", 0) for v in faults.counts(agent=f"*{agent}*").values())
+        print(f"no-change re-run on {args.servers} servers x {len(NETWORKS)} networks: changed={again['changed']}, "
+              f"{module_calls} API calls after authentication ({fresh.api_calls.total} with it, Cloud.api_calls); "
+              f"{proxy_calls} through the fault proxy with this run's User-Agent (target <= {MAX_NO_CHANGE_CALLS})")
+        if again["changed"]:
+            failures.append("the re-run changed something")
+        if module_calls > MAX_NO_CHANGE_CALLS:
+            failures.append(f"the no-change re-run made {module_calls} API calls > {MAX_NO_CHANGE_CALLS}")
+    finally:
+        if args.latency_via == "proxy":
+            for service in ("compute", "network"):
+                faults.set_latency(0, service=service)
+        print(f"deleted {delete_servers(conn, prefix)} servers and their ports")
+    for failure in failures:
+        print(f"MISSED: {failure}")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -24,6 +24,9 @@ description:
   - Runs on the control host with the interpreter where the container_infra package is installed.
 version_added: "0.1.0"
 author: container-infra maintainers
+extends_documentation_fragment:
+  - container_infra
+  - container_infra.wait
 options:
   name:
     description: The cluster's name (or UUID). Names must start with a letter.
@@ -122,58 +125,10 @@ options:
     description: Delete a cluster that ended in CREATE_FAILED and create it again (state present).
     type: bool
     default: true
-  cloud:
-    description: Name of a cloud in clouds.yaml, or a dict with a whole cloud definition.
-    type: raw
-  auth:
-    description:
-      - Authentication parameters (auth_url, username, password, project_name, application_credential_id, ...).
-    type: dict
-  auth_type:
-    description: Keystone auth plugin, e.g. C(password), C(v3applicationcredential), C(token).
-    type: str
-  region_name:
-    description: Region to use.
-    type: str
-  interface:
-    description: Endpoint interface.
-    type: str
-    choices: [public, internal, admin]
-    default: public
-    aliases: [endpoint_type]
-  validate_certs:
-    description: Verify TLS certificates (by default the cloud's setting).
-    type: bool
-    aliases: [verify]
-  ca_cert:
-    description: CA bundle to verify the cloud's certificates.
-    type: str
-    aliases: [cacert]
-  client_cert:
-    description: Client certificate for TLS.
-    type: str
-    aliases: [cert]
-  client_key:
-    description: Client key for TLS.
-    type: str
-    aliases: [key]
-  api_timeout:
-    description: Seconds to wait for one API answer.
-    type: int
   wait:
     description:
       - Wait for the last step to finish. Intermediate steps (creation before nodegroups, an upgrade
         before a resize) are always waited for.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds the whole run may wait.
-    type: int
-    default: 1800
-  poll_interval:
-    description: Longest pause between two status polls, in seconds (polls back off up to it).
-    type: float
-    default: 5
 notes:
   - Supports check mode (reports the planned actions from the same plan a real run follows) and diff mode.
   - Progress (each status change of each step, with elapsed seconds) is returned in C(events) and logged.

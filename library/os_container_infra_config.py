@@ -20,6 +20,9 @@ description:
   - Runs on the control host with the interpreter where the container_infra package is installed.
 version_added: "0.1.0"
 author: container-infra maintainers
+extends_documentation_fragment:
+  - container_infra
+  - container_infra.no_wait
 options:
   cluster:
     description: Name or UUID of the cluster (it must have an API address, that is be created).
@@ -48,56 +51,6 @@ options:
     description: Renew the client certificate when it expires within this many days.
     type: int
     default: 1
-  cloud:
-    description: Name of a cloud in clouds.yaml, or a dict with a whole cloud definition.
-    type: raw
-  auth:
-    description:
-      - Authentication parameters (auth_url, username, password, project_name, application_credential_id, ...).
-    type: dict
-  auth_type:
-    description: Keystone auth plugin, e.g. C(password), C(v3applicationcredential), C(token).
-    type: str
-  region_name:
-    description: Region to use.
-    type: str
-  interface:
-    description: Endpoint interface.
-    type: str
-    choices: [public, internal, admin]
-    default: public
-    aliases: [endpoint_type]
-  validate_certs:
-    description: Verify TLS certificates (by default the cloud's setting).
-    type: bool
-    aliases: [verify]
-  ca_cert:
-    description: CA bundle to verify the cloud's certificates.
-    type: str
-    aliases: [cacert]
-  client_cert:
-    description: Client certificate for TLS.
-    type: str
-    aliases: [cert]
-  client_key:
-    description: Client key for TLS.
-    type: str
-    aliases: [key]
-  api_timeout:
-    description: Seconds to wait for one API answer.
-    type: int
-  wait:
-    description: Not used; accepted for symmetry with the other modules.
-    type: bool
-    default: true
-  timeout:
-    description: Not used; accepted for symmetry with the other modules.
-    type: int
-    default: 1800
-  poll_interval:
-    description: Not used; accepted for symmetry with the other modules.
-    type: float
-    default: 5
 notes:
   - Supports check mode and diff mode (the CA fingerprint and API address before and after).
 requirements:

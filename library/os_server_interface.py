@@ -26,6 +26,9 @@ requirements:
   - python >= 3.10
   - openstacksdk
   - container_infra (this toolkit's Python package, installed where the module runs)
+extends_documentation_fragment:
+  - container_infra
+  - container_infra.wait
 options:
   servers:
     description:
@@ -84,55 +87,8 @@ options:
     description: How many servers are worked on at the same time.
     type: int
     default: 10
-  cloud:
-    description: A cloud name in clouds.yaml, or a dict with a whole cloud definition.
-    type: raw
-  auth:
-    description: Authentication (auth_url, username, password, project_name, application_credential_id ...).
-    type: dict
-  auth_type:
-    description: The keystoneauth plugin, for example C(v3applicationcredential).
-    type: str
-  region_name:
-    description: The region.
-    type: str
-  interface:
-    description: Which endpoints to use.
-    type: str
-    default: public
-    choices: [public, internal, admin]
-    aliases: [endpoint_type]
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    aliases: [verify]
-  ca_cert:
-    description: A CA bundle to verify the cloud's certificates with.
-    type: str
-    aliases: [cacert]
-  client_cert:
-    description: A client certificate.
-    type: str
-    aliases: [cert]
-  client_key:
-    description: The client certificate's key.
-    type: str
-    aliases: [key]
-  api_timeout:
-    description: Seconds to wait for one API answer.
-    type: int
   wait:
     description: Wait until attached ports are ACTIVE and detached ones are free.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds to wait in all.
-    type: int
-    default: 1800
-  poll_interval:
-    description: The longest pause, in seconds, between two polls.
-    type: float
-    default: 5.0
 notes:
   - "The module runs on the control host (C(delegate_to: localhost)) with the interpreter where
     container_infra is installed."

@@ -30,3 +30,17 @@ def ansible_module(module: str, args: dict, *, check: bool = False, diff: bool =
     result = report["plays"][0]["tasks"][0]["hosts"]["localhost"]
     assert "Traceback" not in result.get("msg", ""), result["msg"]
     return result
+
+
+def assert_one_clear_sentence(result: dict, *expected: str) -> None:
+    """Failed, with a one-line message holding the expected words, and no traceback anywhere."""
+    assert result.get("failed"), result
+    message = result["msg"]
+    assert "\n" not in message, message
+    for words in expected:
+        assert words in message, message
+    dumped = json.dumps(result)
+    assert "Traceback" not in dumped, dumped[:3000]
+    # ansible-core 2.19 puts an "exception" summary in every failed result; it must hold no traceback.
+    assert "module_stderr" not in result, dumped[:3000]
+    assert "(most recent call last)" not in str(result.get("exception", "")), dumped[:3000]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible_runner import ansible_module
+from ansible_runner import ansible_module, assert_one_clear_sentence
 
 
 def share_args(name, **extra):
@@ -56,4 +56,4 @@ def test_share_lifecycle(unique_name, osc):
 ])
 def test_bad_input(unique_name, extra, message):
     result = ansible_module("os_manila_share", share_args(unique_name, **extra))
-    assert result.get("failed") and message in result["msg"] and "\n" not in result["msg"]
+    assert_one_clear_sentence(result, message)

@@ -166,9 +166,76 @@ def test_plan_after_applying_is_empty():
     wanted = params(cluster_template="t2", node_count=5, nodegroups=[_ng_defaults({"name": "gpu", "node_count": 2})])
     first = oci.plan_cluster(wanted, cluster(), DEFAULT_NGS, template=TEMPLATE2)
     assert len(first.actions) == 3
-    after = cluster(cluster_template_id=TEMPLATE2["uuid"], node_count=5)
-    second = oci.plan_cluster(wanted, after, [*DEFAULT_NGS, nodegroup("gpu", 2)], template=TEMPLATE2)
+    # Magnum's cluster node_count is the sum over the worker nodegroups: 5 default workers + 2 gpu.
+    after = cluster(cluster_template_id=TEMPLATE2["uuid"], node_count=7)
+    ngs_after = [DEFAULT_NGS[0], nodegroup("default-worker", 5, is_default=True), nodegroup("gpu", 2)]
+    second = oci.plan_cluster(wanted, after, ngs_after, template=TEMPLATE2)
     assert second.actions == [] and second.refusals == []
+
+
+def test_default_workers_are_compared_with_their_own_nodegroup_not_the_cluster_total():
+    """The cluster's node_count (7) counts the gpu nodegroup too; 5 default workers asked for, 5 there."""
+    ngs = [DEFAULT_NGS[0], nodegroup("default-worker", 5, is_default=True), nodegroup("gpu", 2)]
+    wanted = params(node_count=5, nodegroups=[_ng_defaults({"name": "gpu", "node_count": 2})])
+    assert oci.plan_cluster(wanted, cluster(node_count=7), ngs).actions == []
+    grown = oci.plan_cluster(params(node_count=6), cluster(node_count=7), ngs)
+    assert grown.describe() == ["resize nodegroup default-worker from 5 to 6 nodes"]
+    assert (grown.before["node_count"], grown.after["node_count"]) == (5, 6)
+
+
+def test_nodegroup_bounds_are_sent_only_when_they_differ():
+    """min/max come from the nodegroup's own record (Magnum's listing leaves them out)."""
+    listed = [*DEFAULT_NGS, {"name": "gpu", "node_count": 2, "role": "worker", "is_default": False}]
+    detail = {"gpu": nodegroup("gpu", 2, min_node_count=1, max_node_count=4)}
+    same = params(nodegroups=[_ng_defaults({"name": "gpu", "node_count": 2, "min_node_count": 1,
+                                            "max_node_count": 4})])
+    assert oci.plan_cluster(same, cluster(node_count=5), listed, nodegroup_details=detail).actions == []
+    wider = params(nodegroups=[_ng_defaults({"name": "gpu", "node_count": 2, "max_node_count": 6})])
+    assert oci.plan_cluster(wider, cluster(node_count=5), listed, nodegroup_details=detail).describe() == [
+        "update nodegroup gpu: max_node_count 6"]
+
+
+def test_bounds_loosen_before_a_resize_and_tighten_after():
+    """Magnum checks min <= node_count <= max on the update and on the resize, so the order matters."""
+    ngs = [*DEFAULT_NGS, nodegroup("gpu", 5, min_node_count=0, max_node_count=5)]
+    grow = params(nodegroups=[_ng_defaults({"name": "gpu", "node_count": 8, "min_node_count": 6,
+                                            "max_node_count": 8})])
+    assert oci.plan_cluster(grow, cluster(node_count=8), ngs).describe() == [
+        "update nodegroup gpu: max_node_count 8", "resize nodegroup gpu from 5 to 8 nodes",
+        "update nodegroup gpu: min_node_count 6"]
+    shrink = params(nodegroups=[_ng_defaults({"name": "gpu", "node_count": 2, "max_node_count": 2})])
+    assert oci.plan_cluster(shrink, cluster(node_count=8), ngs).describe() == [
+        "resize nodegroup gpu from 5 to 2 nodes", "update nodegroup gpu: max_node_count 2"]
+
+
+def test_default_worker_bounds_through_nodegroups():
+    ngs = [DEFAULT_NGS[0], nodegroup("default-worker", 3, is_default=True, min_node_count=0, max_node_count=3)]
+    wanted = params(nodegroups=[_ng_defaults({"name": "default-worker", "node_count": 4, "max_node_count": 6})])
+    plan = oci.plan_cluster(wanted, cluster(), ngs)
+    assert plan.describe() == ["update nodegroup default-worker: max_node_count 6",
+                               "resize nodegroup default-worker from 3 to 4 nodes"]
+    assert plan.after["nodegroups"] == {"default-worker": {"max_node_count": 6}}
+    settled = [DEFAULT_NGS[0], nodegroup("default-worker", 4, is_default=True, max_node_count=6)]
+    assert oci.plan_cluster(wanted, cluster(node_count=4), settled).actions == []
+
+
+def test_nodegroup_details_are_read_only_where_the_listing_falls_short():
+    calls = []
+
+    class Nodegroups:
+        def get(self, cluster_uuid, name):
+            calls.append(name)
+            return {"name": name, "node_count": 3, "min_node_count": 0, "max_node_count": None}
+
+    class Magnum:
+        nodegroups = Nodegroups()
+
+    listed = [*DEFAULT_NGS, nodegroup("gpu", 2)]
+    plain = params(node_count=3, nodegroups=[_ng_defaults({"name": "gpu", "node_count": 2})])
+    assert oci._nodegroup_details(Magnum(), "c", plain, listed) == {} and calls == []
+    bounded = params(node_count=4, nodegroups=[_ng_defaults({"name": "gpu", "node_count": 2,
+                                                             "max_node_count": 3})])
+    assert set(oci._nodegroup_details(Magnum(), "c", bounded, listed)) == {"default-worker", "gpu"}
 
 
 def test_create_body_uses_magnum_fields():
@@ -314,3 +381,41 @@ def test_docker_env_script():
     env = occ.docker_env("tcp://127.42.0.9:2376", occ.Path("/creds"), tls=True)
     assert env == {"DOCKER_HOST": "tcp://127.42.0.9:2376", "DOCKER_CERT_PATH": "/creds", "DOCKER_TLS_VERIFY": "1"}
     assert occ.env_script(env).decode().splitlines()[0] == "export DOCKER_HOST=tcp://127.42.0.9:2376"
+
+
+def test_resolver_compares_plain_values_without_lookups():
+    """Counts and flags (kind None) are compared as they are; only named resources are looked up."""
+    class NoCloud:
+        def __getattr__(self, name):
+            raise AssertionError(f"looked up {name}")
+
+    resolver = mg.Resolver(NoCloud())
+    assert not resolver.same(None, 1, 3)
+    assert resolver.same(None, 3, 3)
+    assert not resolver.same(None, "kp", "other")
+
+
+def test_a_just_created_cluster_missing_for_a_while_is_waited_for():
+    """Magnum answers the creation before its conductor records the cluster: GETs 404 for a while."""
+    class NotFound(Exception):  # what the clients call a 404
+        pass
+
+    answers = [NotFound(), NotFound(),
+               {"uuid": "u", "name": "demo", "status": "CREATE_IN_PROGRESS", "stack_id": "kube-ab12c"},
+               {"uuid": "u", "name": "demo", "status": "CREATE_COMPLETE", "stack_id": "kube-ab12c"}]
+
+    class Clusters:
+        def get(self, uuid):
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    class Cloud:
+        def magnum(self):
+            return type("Magnum", (), {"clusters": Clusters()})()
+
+    runner = oci.Runner(None, Cloud(), params(poll_interval=0.01, timeout=30))
+    cluster = runner.wait_cluster("u", "create cluster demo", expect_change=False, just_created=True)
+    assert cluster["status"] == "CREATE_COMPLETE" and not answers
+    assert [e["status"] for e in runner.events] == ["CREATE_IN_PROGRESS", "CREATE_COMPLETE"]

@@ -66,23 +66,32 @@ def read(fn, *args, attempts: int = 5, **kwargs):
     return None
 
 
-def find_cluster(magnum, name_or_id: str) -> dict[str, Any] | None:
-    """The cluster's brief record by UUID or name; None if there is none; CloudError if several share the name."""
+def _find_one(listing, what: str, name_or_id: str, several) -> dict[str, Any] | None:
+    """The record whose UUID, else whose name, is ``name_or_id`` (None if none); ``several(named)`` gives
+    the CloudError to raise when more than one has that name (Magnum does not keep names unique)."""
     try:
-        clusters = [info(c) for c in read(magnum.clusters.list)]
+        records = [info(r) for r in read(listing)]
     except Exception as exc:
-        raise explain(exc, "listing", "clusters") from exc
-    by_id = [c for c in clusters if c.get("uuid") == name_or_id]
+        raise explain(exc, "listing", what) from exc
+    by_id = [r for r in records if r.get("uuid") == name_or_id]
     if by_id:
         return by_id[0]
-    named = [c for c in clusters if c.get("name") == name_or_id]
+    named = [r for r in records if r.get("name") == name_or_id]
     if len(named) > 1:
+        raise several(named)
+    return named[0] if named else None
+
+
+def find_cluster(magnum, name_or_id: str) -> dict[str, Any] | None:
+    """The cluster's brief record by UUID or name; None if there is none; CloudError if several share the name."""
+    def several(named):
         ids = ", ".join(sorted(c["uuid"] for c in named))
-        raise CloudError(
+        return CloudError(
             f"finding cluster {name_or_id} failed: {len(named)} clusters have that name ({ids}); "
             "delete or rename the duplicates (or name the cluster by its UUID), then run again",
             status=409)
-    return named[0] if named else None
+
+    return _find_one(magnum.clusters.list, "clusters", name_or_id, several)
 
 
 def get_cluster(magnum, uuid: str, *, missing_ok: bool = False, attempts: int = 3) -> dict[str, Any] | None:
@@ -108,19 +117,12 @@ def list_nodegroups(magnum, cluster_uuid: str) -> list[dict[str, Any]]:
 
 def find_template(magnum, name_or_id: str, *, parameter: str = "cluster_template") -> dict[str, Any] | None:
     """A cluster template by UUID or name (None when there is none; CloudError when the name is ambiguous)."""
-    try:
-        templates = [info(t) for t in read(magnum.cluster_templates.list)]
-    except Exception as exc:
-        raise explain(exc, "listing", "cluster templates") from exc
-    by_id = [t for t in templates if t.get("uuid") == name_or_id]
-    if by_id:
-        return by_id[0]
-    named = [t for t in templates if t.get("name") == name_or_id]
-    if len(named) > 1:
-        raise CloudError(
+    def several(named):
+        return CloudError(
             f"finding cluster template {name_or_id} failed: {len(named)} templates have that name; "
             f"set {parameter} to the UUID of the one you mean")
-    return named[0] if named else None
+
+    return _find_one(magnum.cluster_templates.list, "cluster templates", name_or_id, several)
 
 
 class Resolver:
@@ -173,6 +175,7 @@ class Resolver:
             return True
         if stored == wanted:
             return True
-        if not stored:
+        if not stored or kind is None:
+            # kind None: a plain value (a count, a flag), which has no other spelling.
             return False
         return stored in self.aliases(kind, wanted)

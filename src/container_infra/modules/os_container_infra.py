@@ -315,27 +315,40 @@ def plan_cluster(
         plan.after["cluster_template_id"] = template["uuid"]
 
     by_name = {ng["name"]: ng for ng in nodegroups or []}
+    details = nodegroup_details or {}
+    # Magnum's cluster node_count sums every worker nodegroup: the default workers' own count is
+    # default-worker's (from the listing); the cluster's total stands in only without a listing.
+    default_worker = {**by_name.get("default-worker", {}), **details.get("default-worker", {})}
+    wanted_default = next((ng for ng in wanted_ngs or [] if ng["name"] == "default-worker"), {})
     worker_count = params.get("node_count")
-    for ng in wanted_ngs or []:
-        if ng["name"] == "default-worker" and worker_count is None:
-            worker_count = ng.get("node_count")
-    if worker_count is not None and current.get("node_count") != worker_count:
-        default_worker = by_name.get("default-worker") or {}
-        low, high = default_worker.get("min_node_count"), default_worker.get("max_node_count")
+    if worker_count is None:
+        worker_count = wanted_default.get("node_count")
+    current_workers = default_worker.get("node_count") if nodegroups else current.get("node_count")
+    loosen, tighten = bounds_patches(default_worker, wanted_default) if nodegroups else ([], [])
+    if loosen:
+        plan.actions.append({"action": "nodegroup_update", "nodegroup": "default-worker", "patch": loosen})
+    if worker_count is not None and current_workers != worker_count:
+        low, high = _bounds_after(default_worker, loosen + tighten)
         if low is not None and worker_count < low:
             raise ModuleFailure(
                 f"node_count {worker_count} is below the min_node_count {low} of nodegroup default-worker of "
-                f"cluster {name}; raise node_count")
+                f"cluster {name}; raise node_count, or lower min_node_count under nodegroups[default-worker]")
         if high is not None and worker_count > high:
             raise ModuleFailure(
                 f"node_count {worker_count} is above the max_node_count {high} of nodegroup default-worker of "
-                f"cluster {name}; lower node_count")
+                f"cluster {name}; lower node_count, or raise max_node_count under nodegroups[default-worker]")
         action = {"action": "resize", "nodegroup": "default-worker", "node_count": worker_count,
-                  "from": current.get("node_count")}
-        if params.get("nodes_to_remove") and worker_count < (current.get("node_count") or 0):
+                  "from": current_workers}
+        if params.get("nodes_to_remove") and worker_count < (current_workers or 0):
             action["nodes_to_remove"] = list(params["nodes_to_remove"])
         plan.actions.append(action)
-        plan.before["node_count"], plan.after["node_count"] = current.get("node_count"), worker_count
+        plan.before["node_count"], plan.after["node_count"] = current_workers, worker_count
+    if tighten:
+        plan.actions.append({"action": "nodegroup_update", "nodegroup": "default-worker", "patch": tighten})
+    default_bounds = {p["path"].strip("/"): p["value"] for p in loosen + tighten}
+    if default_bounds:
+        plan.before["nodegroups"] = {"default-worker": {k: default_worker.get(k) for k in default_bounds}}
+        plan.after["nodegroups"] = {"default-worker": default_bounds}
 
     if wanted_ngs is not None:
         ng_before: dict[str, Any] = {}
@@ -356,7 +369,7 @@ def plan_cluster(
                     continue
                 if not same(kind, existing.get(key), wanted):
                     differences.append(f"{where}.{param} is {existing.get(key)!r}, wanted {wanted!r}")
-            detail = (nodegroup_details or {}).get(ng["name"], existing)
+            detail = {**existing, **details.get(ng["name"], {})}
             for param in ("labels", "node_labels"):
                 wanted = clean_labels(param, ng.get(param))
                 if wanted is None:
@@ -366,22 +379,20 @@ def plan_cluster(
                     differences.append(f"{where}.{param} differ")
             if ng.get("node_taints") is not None and list(detail.get("node_taints") or []) != ng["node_taints"]:
                 differences.append(f"{where}.node_taints differ")
-            patch = []
-            for param in ("min_node_count", "max_node_count"):
-                if ng.get(param) is not None and existing.get(param) != ng[param]:
-                    patch.append({"op": "replace", "path": f"/{param}", "value": ng[param]})
             count = ng.get("node_count", 1)
             before_ng = {"node_count": existing.get("node_count")}
             after_ng = {"node_count": count}
-            if patch:
-                # Widen the bounds before a resize needs them, narrow them after.
-                plan.actions.append({"action": "nodegroup_update", "nodegroup": ng["name"], "patch": patch})
-                for p in patch:
-                    key = p["path"].strip("/")
-                    before_ng[key], after_ng[key] = existing.get(key), p["value"]
+            loosen, tighten = bounds_patches(detail, ng)
+            for p in loosen + tighten:
+                key = p["path"].strip("/")
+                before_ng[key], after_ng[key] = detail.get(key), p["value"]
+            if loosen:
+                plan.actions.append({"action": "nodegroup_update", "nodegroup": ng["name"], "patch": loosen})
             if existing.get("node_count") != count:
                 plan.actions.append({"action": "resize", "nodegroup": ng["name"], "node_count": count,
                                      "from": existing.get("node_count")})
+            if tighten:
+                plan.actions.append({"action": "nodegroup_update", "nodegroup": ng["name"], "patch": tighten})
             if before_ng != after_ng:
                 ng_before[ng["name"]], ng_after[ng["name"]] = before_ng, after_ng
         for existing in nodegroups or []:
@@ -393,12 +404,38 @@ def plan_cluster(
                 ng_before[existing["name"]] = {"node_count": existing.get("node_count")}
                 ng_after[existing["name"]] = None
         if ng_before or ng_after:
-            plan.before["nodegroups"] = ng_before
-            plan.after["nodegroups"] = ng_after
+            plan.before.setdefault("nodegroups", {}).update(ng_before)
+            plan.after.setdefault("nodegroups", {}).update(ng_after)
 
     if differences:
         plan.refusals = differences
     return plan
+
+
+BOUNDS = ("min_node_count", "max_node_count")
+
+
+def bounds_patches(stored: dict[str, Any], wanted: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    """The min/max changes a nodegroup needs, split into those that loosen its bounds (sent before a
+    resize, so the new count fits) and those that tighten them (sent after, so the current count fits):
+    Magnum checks min <= node_count <= max on both calls. Nothing when the stored bounds already match."""
+    loosen: list[dict] = []
+    tighten: list[dict] = []
+    for param in BOUNDS:
+        value = wanted.get(param)
+        if value is None or stored.get(param) == value:
+            continue
+        old = stored.get(param)
+        # Magnum's defaults: min 0, max None (no bound).
+        loosening = value < (old or 0) if param == "min_node_count" else old is not None and value > old
+        (loosen if loosening else tighten).append({"op": "replace", "path": f"/{param}", "value": value})
+    return loosen, tighten
+
+
+def _bounds_after(stored: dict[str, Any], patches: list[dict]) -> tuple[int | None, int | None]:
+    bounds = {param: stored.get(param) for param in BOUNDS}
+    bounds.update({p["path"].strip("/"): p["value"] for p in patches})
+    return bounds["min_node_count"], bounds["max_node_count"]
 
 
 def refusal_message(name: str, differences: list[str]) -> str:
@@ -408,6 +445,8 @@ def refusal_message(name: str, differences: list[str]) -> str:
 
 # ---------------------------------------------------------------------------------------- waiting
 FINAL_SUFFIXES = ("_COMPLETE", "_FAILED")
+#: How long a just-created cluster may be missing (Magnum's conductor records it after the API answers).
+RECORD_GRACE_S = 120
 
 
 def failure_sentence(cluster: dict[str, Any]) -> str:
@@ -449,13 +488,26 @@ class Runner:
         return max(1.0, self.deadline_s - (time.monotonic() - self.started))
 
     # -------------------------------------------------------------- waits
-    def wait_cluster(self, uuid: str, step: str, *, since: str | None = None, expect_change: bool = True
-                     ) -> dict[str, Any]:
-        """Wait until the cluster leaves *_IN_PROGRESS (after the step has visibly started)."""
+    def wait_cluster(self, uuid: str, step: str, *, since: str | None = None, expect_change: bool = True,
+                     just_created: bool = False) -> dict[str, Any]:
+        """Wait until the cluster leaves *_IN_PROGRESS (after the step has visibly started).
+
+        ``just_created``: Magnum's API answers a creation with the new UUID before its conductor has
+        recorded the cluster, so a GET can answer 404 for a while; that counts as CREATE_IN_PROGRESS
+        for up to RECORD_GRACE_S."""
         seen = {"progress": not expect_change}
+        record_deadline = time.monotonic() + RECORD_GRACE_S
 
         def fetch():
-            return mg.get_cluster(self.magnum, uuid)
+            cluster = mg.get_cluster(self.magnum, uuid, missing_ok=just_created)
+            if cluster is not None:
+                return cluster
+            if time.monotonic() < record_deadline:
+                return {"uuid": uuid, "name": self.params["name"], "status": "CREATE_IN_PROGRESS",
+                        "status_reason": "Magnum has accepted the cluster; its conductor has not recorded it yet"}
+            raise CloudError(
+                f"creating cluster {self.params['name']} failed: Magnum accepted it ({uuid}) but had not recorded it "
+                f"{RECORD_GRACE_S} s later; check that magnum-conductor runs, then run again")
 
         def started(cluster):
             if cluster["status"].endswith("_IN_PROGRESS") or (since is not None and cluster.get("updated_at") != since):
@@ -563,9 +615,10 @@ class Runner:
                 uuid = mg.info(created).get("uuid")
                 self.note(step, "CREATE_IN_PROGRESS")
                 if must_wait:
-                    cluster = self.wait_cluster(uuid, step, expect_change=False)
+                    cluster = self.wait_cluster(uuid, step, expect_change=False, just_created=True)
                 else:
-                    cluster = mg.get_cluster(self.magnum, uuid)
+                    cluster = mg.get_cluster(self.magnum, uuid, missing_ok=True) or {
+                        "uuid": uuid, "name": name, "status": "CREATE_IN_PROGRESS"}
             elif kind == "upgrade":
                 since = (cluster or {}).get("updated_at")
                 self.call("upgrading", f"cluster {name}", self.magnum.clusters.upgrade, uuid,
@@ -595,15 +648,22 @@ class Runner:
                 if must_wait:
                     self.wait_nodegroup(uuid, action["body"]["name"], step)
             elif kind == "nodegroup_update":
+                ng_since = mg.info(self.magnum.nodegroups.get(uuid, action["nodegroup"])).get("updated_at")
                 self.call("updating", f"nodegroup {action['nodegroup']} of cluster {name}",
                           self.magnum.nodegroups.update, uuid, action["nodegroup"], action["patch"])
-                self.note(step, "UPDATE_COMPLETE")
+                self.note(step, "UPDATE_IN_PROGRESS")
+                if must_wait:
+                    self.wait_nodegroup(uuid, action["nodegroup"], step, since=ng_since or "")
             elif kind == "nodegroup_delete":
                 self.call("deleting", f"nodegroup {action['nodegroup']} of cluster {name}",
                           self.magnum.nodegroups.delete, uuid, action["nodegroup"])
                 self.note(step, "DELETE_IN_PROGRESS")
                 if must_wait:
                     self.wait_nodegroup(uuid, action["nodegroup"], step, gone=True)
+            if kind.startswith("nodegroup_") and must_wait:
+                # Magnum holds the cluster in UPDATE_IN_PROGRESS until its next status sync, and refuses
+                # a resize or upgrade until then.
+                cluster = self.wait_cluster(uuid, step, expect_change=False)
         if uuid and plan.actions and plan.actions[-1]["action"] != "delete":
             cluster = mg.get_cluster(self.magnum, uuid, missing_ok=True)
         return cluster
@@ -638,6 +698,32 @@ def _check_references(params, resolver, template, current) -> None:
         for param, kind in (("flavor", "flavor"), ("image", "image")):
             if ng.get(param):
                 resolver.require(kind, ng[param], f"nodegroups[{ng['name']}].{param}")
+
+
+def _nodegroup_details(magnum, cluster_uuid: str, params: dict[str, Any],
+                       nodegroups: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Full records of the nodegroups whose fields missing from Magnum's listing (labels, node_labels,
+    node_taints, min/max_node_count) the parameters ask about, and of default-worker when its count
+    changes (its bounds decide whether the resize is allowed). None otherwise: a no-change run of
+    nodegroups without those fields makes no per-nodegroup call."""
+    listed = {ng["name"]: ng for ng in nodegroups}
+    wanted_default = next((ng for ng in params.get("nodegroups") or [] if ng["name"] == "default-worker"), {})
+    worker_count = params.get("node_count")
+    if worker_count is None:
+        worker_count = wanted_default.get("node_count")
+    needed = set()
+    if worker_count is not None and listed.get("default-worker", {}).get("node_count") != worker_count:
+        needed.add("default-worker")
+    for ng in params.get("nodegroups") or []:
+        if any(ng.get(k) is not None for k in ("labels", "node_labels", "node_taints", *BOUNDS)):
+            needed.add(ng["name"])
+    details = {}
+    for name in sorted(needed & set(listed)):
+        try:
+            details[name] = mg.normalise_nodegroup(mg.info(mg.read(magnum.nodegroups.get, cluster_uuid, name)))
+        except Exception as exc:
+            raise explain(exc, "reading", f"nodegroup {name} of cluster {params['name']}") from exc
+    return details
 
 
 def result_cluster(magnum, cluster: dict[str, Any] | None) -> dict[str, Any]:
@@ -689,11 +775,7 @@ def run(module, cloud) -> dict[str, Any]:
         if current is not None and not needs_new and (
                 params.get("nodegroups") is not None or params.get("node_count") is not None):
             nodegroups = mg.list_nodegroups(magnum, current["uuid"])
-            by_name = {ng["name"]: ng for ng in nodegroups}
-            for ng in params.get("nodegroups") or []:
-                if ng["name"] in by_name and any(ng.get(k) is not None for k in ("labels", "node_labels",
-                                                                                 "node_taints")):
-                    details[ng["name"]] = mg.info(magnum.nodegroups.get(current["uuid"], ng["name"]))
+            details = _nodegroup_details(magnum, current["uuid"], params, nodegroups)
         wants_1_14 = any(ng.get("node_labels") or ng.get("node_taints") for ng in params.get("nodegroups") or [])
         if wants_1_14 and not cloud.magnum_at_least("1.14"):
             raise ModuleFailure(

@@ -103,7 +103,7 @@ def stack_cluster(heat, ref: str) -> dict[str, Any]:
 
 
 def collect(cloud, refs: list[str] | None, *, skip_unready: bool = False, rest=None,
-            stacks: list[str] | None = None) -> dict[str, Any]:
+            stacks: list[str] | None = None, clusters: bool = True) -> dict[str, Any]:
     """The clusters, their nodes and the bulk listings: ``{"clusters": [...], "listings", "warnings"}``.
 
     ``skip_unready``: leave out (with a warning) a cluster that has no stack yet or whose stack cannot
@@ -112,10 +112,12 @@ def collect(cloud, refs: list[str] | None, *, skip_unready: bool = False, rest=N
     from container_infra.openstack_rest import Rest
 
     rest = rest or Rest(cloud)
-    magnum = cloud.magnum() if refs or not stacks else None
+    magnum = cloud.magnum() if clusters else None
     warnings: list[str] = []
     wanted: list[dict[str, Any]] = []
-    found = find_clusters(magnum, refs) if refs or not stacks else []
+    # ``clusters``: read Magnum's clusters (``refs``, or all of them when None); ``stacks``: Heat stacks
+    # not made by Magnum (Swarm without Magnum), read as clusters of their own.
+    found = find_clusters(magnum, refs) if clusters else []
     found += [stack_cluster(cloud.heat(), ref) for ref in stacks or []]
     for cluster in found:
         name = cluster.get("name") or cluster["uuid"]
@@ -297,7 +299,7 @@ def run(module, cloud) -> dict[str, Any]:
     if path is not None and not path.strip():
         raise ModuleFailure("path is empty; give the inventory file to write, or leave path out")
     if params.get("stack"):
-        collected = collect(cloud, None, stacks=[params["stack"]])
+        collected = collect(cloud, None, stacks=[params["stack"]], clusters=False)
     else:
         collected = collect(cloud, [params["cluster"]])
     inventory = inventory_of(collected, network=params.get("network"), ansible_user=params.get("ansible_user"),
