@@ -45,6 +45,13 @@ options:
   ansible_user:
     description: The login user of every node, instead of the one the image's properties give.
     type: str
+  stacks:
+    description:
+      - Heat stacks not made by Magnum - the toolkit's Swarm without Magnum - to list too, each as a cluster
+        named after its stack. With O(stacks) and no O(clusters), no Magnum cluster is listed.
+    type: list
+    elements: str
+    default: []
   extra_host_vars:
     description:
       - Variables added to every host (they win over the computed ones of the same name).
@@ -132,7 +139,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         failure = None
         try:
             cloud = Cloud.from_params({"cloud": self.get_option("cloud"), "interface": "public"})
-            collected = collect(cloud, clusters or None, skip_unready=not clusters)
+            stacks = [s for s in self.get_option("stacks") or [] if s]
+            collected = collect(cloud, clusters or None, skip_unready=not clusters, stacks=stacks,
+                                clusters=bool(clusters) or not stacks)
             data = {"inventory": inventory_of(collected, network=self.get_option("network"),
                                               ansible_user=self.get_option("ansible_user"),
                                               extra_host_vars=self._extra_host_vars(),

@@ -27,4 +27,4 @@ def test_molecule_scenario_converges_idempotently_and_verifies(sandbox, tmp_path
     assert done.returncode == 0, output[-8000:]
     # The idempotence step ran and found nothing to change.
     assert "idempotence" in output.lower(), output[-3000:]
-    assert "Three nodes, every one Ready" in output, output[-3000:]
+    assert "The Swarm holds exactly the cluster" in output, output[-3000:]

@@ -53,7 +53,7 @@ def test_ansible_doc_renders(kind, name):
 def test_plugin_options_and_example():
     documented = docs(PLUGIN)
     options = documented["DOCUMENTATION"]["options"]
-    assert set(options) == {"plugin", "cloud", "clusters", "network", "ansible_user", "extra_host_vars",
+    assert set(options) == {"plugin", "cloud", "clusters", "stacks", "network", "ansible_user", "extra_host_vars",
                             "jump_via_master"}
     assert set(documented["DOCUMENTATION"]["extends_documentation_fragment"]) == {"constructed", "inventory_cache"}
     assert documented["EXAMPLES"]["plugin"] == "container_infra"
