@@ -15,21 +15,17 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
 
 
-# Files that create Magnum clusters or inject faults on Magnum's shared paths (POST /v1/clusters),
-# which no User-Agent can scope (python-magnumclient sends a fixed one): they run one after another
-# in one worker. Every other file is a group of its own (as --dist loadfile).
-MAGNUM_SERIAL = {"test_magnum.py", "test_module_container_infra.py", "test_module_stack_facts.py"}
+# Parallel workers (make test: --dist loadgroup): every integration file names its xdist_group in a
+# static `pytestmark` (a mark added from a hook here does not reach xdist's scheduling). Files that
+# create Magnum clusters through the modules, or inject faults on Magnum's shared paths (POST
+# /v1/clusters, which no User-Agent can scope: python-magnumclient sends a fixed one), share the group
+# "magnum" and run one after another in one worker; every other file is a group of its own.
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    """Everything under tests/integration needs the sandbox; group files for parallel workers."""
-    for item in items:
-        if "/integration/" in str(item.fspath):
-            item.add_marker(pytest.mark.sandbox)
-        if item.get_closest_marker("xdist_group") is None:
-            name = Path(str(item.fspath)).name
-            item.add_marker(pytest.mark.xdist_group("magnum" if name in MAGNUM_SERIAL else name))
+def pytest_itemcollected(item):
+    """Everything under tests/integration needs the sandbox."""
+    if "/integration/" in str(item.fspath):
+        item.add_marker(pytest.mark.sandbox)
 
 
 @pytest.fixture(scope="session")

@@ -57,3 +57,7 @@ def test_share_lifecycle(unique_name, osc):
 def test_bad_input(unique_name, extra, message):
     result = ansible_module("os_manila_share", share_args(unique_name, **extra))
     assert_one_clear_sentence(result, message)
+
+
+# One worker per group (conftest.py explains the groups).
+pytestmark = pytest.mark.xdist_group("module_manila_share")

@@ -134,3 +134,7 @@ def test_nova_refusing_the_device_leaves_no_port(conn, unique_name):
         assert len([p for p in conn.network.ports(network_id=hte) if p.name.startswith(unique_name)]) == 1
     finally:
         cleanup(conn, unique_name)
+
+
+# One worker per group (conftest.py explains the groups).
+pytestmark = pytest.mark.xdist_group("module_server_interface")

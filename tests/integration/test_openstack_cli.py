@@ -178,3 +178,7 @@ def test_provider_networks(osc, network, mtu):
     assert shown["shared"] is True
     subnet = osc.json("subnet", "show", f"{network}-subnet")
     assert subnet["enable_dhcp"] is (network == "hte")
+
+
+# One worker per group (conftest.py explains the groups).
+pytestmark = pytest.mark.xdist_group("openstack_cli")
