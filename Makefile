@@ -68,7 +68,7 @@ PYTEST_WORKERS ?= 2
 LIFECYCLE := tests/integration/test_zz_lifecycle.py
 
 test: lint setup plugin-tests
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --ignore $(LIFECYCLE) $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore $(LIFECYCLE) $(PYTEST_ARGS)
 	$(BIN)/pytest $(LIFECYCLE) $(PYTEST_ARGS)
 
 clean: sandbox-down

@@ -15,11 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
 
 
-# Parallel workers (make test: --dist loadgroup): every integration file names its xdist_group in a
-# static `pytestmark` (a mark added from a hook here does not reach xdist's scheduling). Files that
-# create Magnum clusters through the modules, or inject faults on Magnum's shared paths (POST
-# /v1/clusters, which no User-Agent can scope: python-magnumclient sends a fixed one), share the group
-# "magnum" and run one after another in one worker; every other file is a group of its own.
+# Parallel workers: make test runs pytest-xdist with --dist loadfile, so each file's tests (and its
+# module fixtures) stay in one worker. (Grouping several files with xdist_group marks and --dist
+# loadgroup was tried; this pytest-xdist split the groups' tests across workers all the same.)
 
 
 def pytest_itemcollected(item):

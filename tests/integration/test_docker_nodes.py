@@ -233,6 +233,3 @@ def test_nodes_on_different_networks_do_not_reach_each_other(osc, keypair, uniqu
         for address in addresses:
             osc.run("floating", "ip", "delete", address, check=False)
 
-
-# One worker per group (conftest.py explains the groups).
-pytestmark = pytest.mark.xdist_group("docker_nodes")

@@ -17,8 +17,6 @@ from container_infra.cloud import Cloud
 from container_infra.inventory import cluster_group
 from container_infra.modules.magnum import read
 
-pytestmark = pytest.mark.xdist_group("magnum")
-
 ERAS = {"capi": "ubuntu-capi-sandbox", "heat": "fedora-coreos-sandbox"}
 SHAPE_GROUPS = {"masters", "workers", "nodegroup_default_master", "nodegroup_default_worker", "gpu"}
 HOST_VARS = {"ansible_host", "ansible_user", "container_infra_cluster", "container_infra_role",

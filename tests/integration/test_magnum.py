@@ -190,6 +190,3 @@ def test_injected_create_failure_reports_reason_and_faults(osc, keypair, unique_
         wait_gone(lambda: cluster_exists(osc, cluster), what="cluster deletion")
         osc.run("coe", "cluster", "template", "delete", template["name"], check=False)
 
-
-# One worker per group (conftest.py explains the groups).
-pytestmark = pytest.mark.xdist_group("magnum")

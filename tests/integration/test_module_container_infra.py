@@ -414,6 +414,3 @@ def test_cluster_lifecycle(lifecycles, era):
     assert run["process"].returncode == 0, stderr[-2000:]
     assert [r["_task"] for r in results if r["_task"] == "Deleted once"], "the playbook stopped early"
 
-
-# One worker per group (conftest.py explains the groups).
-pytestmark = pytest.mark.xdist_group("magnum")

@@ -58,6 +58,3 @@ def test_bad_input(unique_name, extra, message):
     result = ansible_module("os_manila_share", share_args(unique_name, **extra))
     assert_one_clear_sentence(result, message)
 
-
-# One worker per group (conftest.py explains the groups).
-pytestmark = pytest.mark.xdist_group("module_manila_share")

@@ -135,6 +135,3 @@ def test_nova_refusing_the_device_leaves_no_port(conn, unique_name):
     finally:
         cleanup(conn, unique_name)
 
-
-# One worker per group (conftest.py explains the groups).
-pytestmark = pytest.mark.xdist_group("module_server_interface")

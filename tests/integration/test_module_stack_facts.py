@@ -93,6 +93,3 @@ def test_discovery_gives_the_same_shape_in_both_eras(clusters):
         assert all(n["flavor"] == "bm.standard" and n["addresses"]["private"]["fixed_ip"] for n in nodes)
         assert nodes[0]["addresses"]["private"]["floating_ip"].startswith("127.42.0.")
 
-
-# One worker per group (conftest.py explains the groups).
-pytestmark = pytest.mark.xdist_group("magnum")

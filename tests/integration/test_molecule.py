@@ -8,12 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
-pytestmark = pytest.mark.xdist_group("molecule")
 
 
 def test_molecule_scenario_converges_idempotently_and_verifies(sandbox, tmp_path):

@@ -179,6 +179,3 @@ def test_provider_networks(osc, network, mtu):
     subnet = osc.json("subnet", "show", f"{network}-subnet")
     assert subnet["enable_dhcp"] is (network == "hte")
 
-
-# One worker per group (conftest.py explains the groups).
-pytestmark = pytest.mark.xdist_group("openstack_cli")

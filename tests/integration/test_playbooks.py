@@ -26,7 +26,6 @@ BIN = Path(sys.executable).parent
 NAME = f"play-{uuid.uuid4().hex[:6]}"
 GROUP = "cluster_" + NAME.replace("-", "_")
 
-pytestmark = pytest.mark.xdist_group("playbooks")
 
 
 def spec(node_count: int) -> dict:

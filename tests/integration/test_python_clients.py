@@ -71,6 +71,3 @@ def test_manilaclient_lists_types_and_pools(admin_conn):
     pools = manila.pools.list(detailed=True)
     assert pools and pools[0].capabilities["storage_protocol"] == "CEPHFS"
 
-
-# One worker per group (conftest.py explains the groups).
-pytestmark = pytest.mark.xdist_group("python_clients")

@@ -194,6 +194,3 @@ def test_swarm_mode_cluster_is_a_docker_swarm(osc, conn, keypair, unique_name, t
     shown = osc.run("stack", "show", stack, "-f", "value", "-c", "stack_status", check=False)
     assert shown.returncode != 0 or shown.stdout.strip() == "DELETE_COMPLETE"
 
-
-# One worker per group (conftest.py explains the groups).
-pytestmark = pytest.mark.xdist_group("swarm")

@@ -235,6 +235,3 @@ def test_down_and_reset_leave_no_node_behind(sandbox, keypair, unique_name):
     manager.up(sandbox, report)
     assert node_container_ids() == {}
 
-
-# One worker per group (conftest.py explains the groups).
-pytestmark = pytest.mark.xdist_group("zz_lifecycle")
