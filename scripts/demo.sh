@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The operator's first mile on the sandbox cloud, as `make demo` runs it (after `sandbox up`):
 # playbooks/site.yml builds the clusters of inventories/sandbox/ (Kubernetes with a GPU nodegroup,
-# Swarm from Magnum's swarm-mode driver), attaches HTE/LLN and configures those NICs, writes each
-# cluster's inventory; then every node answers `ansible -m ping` through the written inventories
-# and through the dynamic plugin, the Swarm lists its nodes over TLS, and a summary says where
-# everything is. Safe to run again: a second run changes nothing.
+# Swarm from Magnum's swarm-mode driver, Swarm without Magnum), attaches HTE/LLN and configures those
+# NICs, forms the Swarm, writes each cluster's inventory; then every node answers `ansible -m ping`
+# through the written inventories and through the dynamic plugin, each Swarm lists its nodes, and a
+# summary says where everything is. Safe to run again: a second run changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ANSIBLE_CONFIG=$PWD/ansible.cfg OS_CLOUD=sandbox SHELL=${SHELL:-/bin/bash}
@@ -28,11 +28,16 @@ run ansible-inventory -i inventories/sandbox/sandbox.container_infra.yml --graph
 run ansible -i inventories/sandbox/sandbox.container_infra.yml 'masters:workers' -m ansible.builtin.ping
 
 for cluster in $CLUSTERS; do
+    inventory="inventories/${cluster}/hosts.yml"
     env_script="inventories/${cluster}/credentials/env.sh"
-    [ -f "$env_script" ] || continue
-    say "The Swarm of ${cluster}, from this host over TLS"
-    # shellcheck disable=SC1090
-    (. "$env_script" && run docker node ls)
+    if [ -f "$env_script" ]; then
+        say "The Swarm of ${cluster} (Magnum), from this host over TLS"
+        # shellcheck disable=SC1090
+        (. "$env_script" && run docker node ls)
+    elif grep -q "container_infra_swarm_form: true" "$inventory"; then
+        say "The Swarm of ${cluster} (built without Magnum), on its manager"
+        run ansible -i "$inventory" masters -b -m ansible.builtin.command -a "docker node ls"
+    fi
 done
 
 say "Summary"
