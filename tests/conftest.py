@@ -94,3 +94,14 @@ def admin_conn(sandbox):
     import openstack
 
     return openstack.connect(cloud="sandbox-admin")
+
+
+@pytest.fixture(scope="module")
+def ssh_keypair(osc, tmp_path_factory):
+    """A Nova keypair and its private key file, for one test module's nodes: (name, path)."""
+    path = tmp_path_factory.mktemp("ssh") / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    name = f"test-key-{uuid.uuid4().hex[:8]}"
+    osc.run("keypair", "create", "--public-key", f"{path}.pub", name)
+    yield name, path
+    osc.run("keypair", "delete", name, check=False)

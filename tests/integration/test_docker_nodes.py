@@ -9,29 +9,10 @@ from __future__ import annotations
 
 import subprocess
 import time
-import uuid
 
-import pytest
+from cluster_access import SSH_OPTIONS
 
 from container_infra.sandbox.nodes import DOCKER_ZONE, NODE_LABEL
-
-SSH_OPTIONS = [
-    "-o", "BatchMode=yes",
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "LogLevel=ERROR",
-    "-o", "ConnectTimeout=5",
-]
-
-
-@pytest.fixture(scope="module")
-def keypair(osc, tmp_path_factory, sandbox):
-    path = tmp_path_factory.mktemp("ssh") / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
-    name = f"dkr-key-{uuid.uuid4().hex[:8]}"
-    osc.run("keypair", "create", "--public-key", f"{path}.pub", name)
-    yield name, path
-    osc.run("keypair", "delete", name, check=False)
 
 
 def node_containers(server_id: str | None = None) -> list[str]:
@@ -87,8 +68,8 @@ def delete(osc, *names: str) -> None:
         osc.run("server", "delete", "--wait", name, check=False)
 
 
-def test_node_is_a_machine_reached_over_its_floating_ip(osc, keypair, unique_name):
-    key_name, key = keypair
+def test_node_is_a_machine_reached_over_its_floating_ip(osc, ssh_keypair, unique_name):
+    key_name, key = ssh_keypair
     name = f"dkr-{unique_name}"
     address = None
     server = {"id": "none"}
@@ -119,8 +100,8 @@ def test_node_is_a_machine_reached_over_its_floating_ip(osc, keypair, unique_nam
     assert node_containers(server["id"]) == []
 
 
-def test_reboot_and_power_cycle_keep_the_node_reachable(osc, keypair, unique_name):
-    key_name, key = keypair
+def test_reboot_and_power_cycle_keep_the_node_reachable(osc, ssh_keypair, unique_name):
+    key_name, key = ssh_keypair
     name = f"dkr-{unique_name}"
     address = None
     try:
@@ -149,8 +130,8 @@ def test_reboot_and_power_cycle_keep_the_node_reachable(osc, keypair, unique_nam
             osc.run("floating", "ip", "delete", address, check=False)
 
 
-def test_lln_port_on_two_nodes(osc, keypair, unique_name):
-    key_name, key = keypair
+def test_lln_port_on_two_nodes(osc, ssh_keypair, unique_name):
+    key_name, key = ssh_keypair
     names = [f"dkr-{unique_name}-a", f"dkr-{unique_name}-b"]
     ports = [f"dkr-{unique_name}-lln-a", f"dkr-{unique_name}-lln-b"]
     addresses = []
@@ -201,9 +182,9 @@ def test_lln_port_on_two_nodes(osc, keypair, unique_name):
         assert node_containers(server["id"]) == []
 
 
-def test_nodes_on_different_networks_do_not_reach_each_other(osc, keypair, unique_name):
+def test_nodes_on_different_networks_do_not_reach_each_other(osc, ssh_keypair, unique_name):
     """Ports on hte and lln are separate bridges: an address on one is not reachable from the other."""
-    key_name, key = keypair
+    key_name, key = ssh_keypair
     names = [f"dkr-{unique_name}-a", f"dkr-{unique_name}-b"]
     ports = [f"dkr-{unique_name}-hte", f"dkr-{unique_name}-lln"]
     addresses = []

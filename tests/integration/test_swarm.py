@@ -12,44 +12,10 @@ import os
 import re
 import subprocess
 import time
-import uuid
 
-import pytest
-import yaml
+from cluster_access import SSH_OPTIONS, wait_status
 
 from container_infra.sandbox.nodes import NODE_LABEL
-
-FINAL = re.compile(r"_(COMPLETE|FAILED)$")
-SSH_OPTIONS = [
-    "-o", "BatchMode=yes",
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "LogLevel=ERROR",
-    "-o", "ConnectTimeout=5",
-]
-
-
-@pytest.fixture(scope="module")
-def keypair(osc, tmp_path_factory):
-    path = tmp_path_factory.mktemp("ssh") / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
-    name = f"swarm-key-{uuid.uuid4().hex[:8]}"
-    osc.run("keypair", "create", "--public-key", f"{path}.pub", name)
-    yield name, path
-    osc.run("keypair", "delete", name, check=False)
-
-
-def wait_status(osc, cluster: str, phase: str, timeout: float = 420) -> dict:
-    """The cluster once its status is final and of ``phase`` ("CREATE_", "UPDATE_")."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = osc.run("coe", "cluster", "show", cluster, "-f", "yaml", check=False)
-        if result.returncode == 0:
-            shown = yaml.safe_load(result.stdout)
-            if FINAL.search(shown["status"]) and shown["status"].startswith(phase):
-                return shown
-        assert time.monotonic() < deadline, f"cluster {cluster} not final after {timeout} s: {result.stdout[-500:]}"
-        time.sleep(3)
 
 
 def ssh(address: str, key, command: str) -> str:
@@ -113,8 +79,8 @@ def node_containers(server_id: str) -> list[str]:
     return result.stdout.split()
 
 
-def test_swarm_mode_cluster_is_a_docker_swarm(osc, conn, keypair, unique_name, tmp_path):
-    key_name, key = keypair
+def test_swarm_mode_cluster_is_a_docker_swarm(osc, conn, ssh_keypair, unique_name, tmp_path):
+    key_name, key = ssh_keypair
     template = f"{unique_name}-t"
     cluster = f"{unique_name}-c"
     osc.run("coe", "cluster", "template", "create", template, "--coe", "kubernetes",
@@ -127,7 +93,7 @@ def test_swarm_mode_cluster_is_a_docker_swarm(osc, conn, keypair, unique_name, t
     try:
         osc.run("coe", "cluster", "create", cluster, "--cluster-template", template,
                 "--master-count", "1", "--node-count", "2")
-        shown = wait_status(osc, cluster, "CREATE_")
+        shown = wait_status(osc, cluster, timeout=420, phase="CREATE_")
         assert shown["status"] == "CREATE_COMPLETE", shown["status_reason"]
         assert "Docker Swarm formed: 1 manager(s), 2 worker(s)" in shown["status_reason"]
         match = re.fullmatch(r"tcp://(127\.42\.0\.\d+):2376", shown["api_address"])
@@ -159,7 +125,7 @@ def test_swarm_mode_cluster_is_a_docker_swarm(osc, conn, keypair, unique_name, t
         assert refused.returncode != 0, "the Docker API answered a client without a certificate"
 
         osc.run("coe", "cluster", "resize", cluster, "3")
-        grown = wait_status(osc, cluster, "UPDATE_")
+        grown = wait_status(osc, cluster, timeout=420, phase="UPDATE_")
         assert grown["status"] == "UPDATE_COMPLETE", grown["status_reason"]
         seen_servers |= server_ids(osc, stack)
         floating_ips |= fip_ids(conn, set(grown["node_addresses"]))
@@ -168,7 +134,7 @@ def test_swarm_mode_cluster_is_a_docker_swarm(osc, conn, keypair, unique_name, t
         assert set(after_growth) > hostnames
 
         osc.run("coe", "cluster", "resize", cluster, "2")
-        shrunk = wait_status(osc, cluster, "UPDATE_")
+        shrunk = wait_status(osc, cluster, timeout=420, phase="UPDATE_")
         assert shrunk["status"] == "UPDATE_COMPLETE", shrunk["status_reason"]
         after_shrink = swarm_nodes(docker_over_tls(shown["api_address"], cert_dir, *NODE_LS).stdout)
         assert len(after_shrink) == 3 and set(after_shrink.values()) == {"Ready"}, after_shrink

@@ -20,19 +20,12 @@ from pathlib import Path
 import openstack
 import pytest
 import yaml
+from cluster_access import SSH_OPTIONS
 
 from container_infra.sandbox import clouds, manager, nodes
 from container_infra.sandbox.configs import DOCKER_COMPUTE_HOST
 from container_infra.sandbox.layout import APIS, FAULT_ADMIN_PORT, MARIADB_PORT
 from container_infra.sandbox.supervisor import sandbox_pids
-
-SSH_OPTIONS = [
-    "-o", "BatchMode=yes",
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "LogLevel=ERROR",
-    "-o", "ConnectTimeout=5",
-]
 
 
 def listening(port: int, host: str = "127.0.0.1") -> bool:
