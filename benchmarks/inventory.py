@@ -30,6 +30,7 @@ import requests.adapters
 from container_infra import inventory
 from container_infra.cloud import Cloud
 from container_infra.modules import os_container_infra_inventory as module_logic
+from container_infra.openstack_rest import DETAIL_PAGE
 
 MAGNUM_CALLS = 2  # the cluster and its nodegroups, made by the module but not here (synthetic clusters)
 
@@ -143,7 +144,7 @@ class CountingRest:
         self.listings, self.calls = listings, 0
 
     def list_servers(self, name_regex=None, detail=True):
-        self.calls += 1 + max(0, (len(self.listings.servers) - 1) // 50)  # Nova's pages of 50
+        self.calls += 1 + max(0, (len(self.listings.servers) - 1) // DETAIL_PAGE)  # Nova's pages
         return self.listings.servers
 
     def list_ports_where(self, device_ids, fields=None):
@@ -181,7 +182,7 @@ def cpu_part(count: int) -> None:
         building = time.monotonic() - started
         text = inventory.render(built, ["bench"], "sandbox")
         rendering = time.monotonic() - started - building
-        print(f"  recorded listings, {size:5d} nodes: {rest.calls} listing calls (Nova pages of 50 included) "
+        print(f"  recorded listings, {size:5d} nodes: {rest.calls} listings (Nova pages of {DETAIL_PAGE}) "
               f"+{MAGNUM_CALLS} Magnum; discovery + build {building:.3f} s (the plugin's part), YAML text "
               f"{rendering:.3f} s (the module's file, {len(text) // 1024} KiB), "
               f"{len(inventory.groups_of(built)['gpu'])} GPU hosts")

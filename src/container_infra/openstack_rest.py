@@ -20,10 +20,13 @@ SERVER_LIST_MICROVERSION = "2.47"
 FLAVOR_MICROVERSION = "2.61"
 #: os-interface with a device tag needs 2.49.
 TAGGED_ATTACH_MICROVERSION = "2.49"
-#: Servers per page of a detailed listing.
-DETAIL_PAGE = 50
-#: The longest query string one listing sends. eventlet's WSGI server (Neutron, Nova when not behind
-#: uWSGI or Apache) refuses request lines over 4094 bytes with "414 URI Too Long".
+#: Servers per page of a detailed listing: Nova's default ``[api] max_limit`` (a cloud with a lower
+#: one answers its own page size and a ``next`` link, which the listing follows). Nova asks Neutron
+#: about a page's servers in chunks of 150 ids (about 7 KB request lines), which Apache, nginx and
+#: eventlet take (8 KB); the sandbox's gunicorn-served Neutron takes any length.
+DETAIL_PAGE = 1000
+#: The longest query string one listing of ours sends: under the 4 KB request line some front ends
+#: take (gunicorn's default is 4094 bytes; Apache, nginx and eventlet take 8 KB).
 QUERY_BUDGET = 3000
 
 
@@ -128,8 +131,6 @@ class Rest:
         asking Neutron about each server: the cheap listing when names are all that is needed."""
         params = [("name", name_regex)] if name_regex else []
         if detail:
-            # Nova asks Neutron about a whole page of servers in one request; a page of 100 makes that
-            # request line too long for an eventlet-served Neutron (414, and Nova answers 500).
             params.append(("limit", str(DETAIL_PAGE)))
         path = "/servers/detail" if detail else "/servers"
         return self._list("compute", path, "servers", params, SERVER_LIST_MICROVERSION)

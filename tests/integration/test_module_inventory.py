@@ -22,6 +22,7 @@ SHAPE_GROUPS = {"masters", "workers", "nodegroup_default_master", "nodegroup_def
 HOST_VARS = {"ansible_host", "ansible_user", "container_infra_cluster", "container_infra_role",
              "container_infra_nodegroup", "container_infra_server_id", "container_infra_flavor",
              "container_infra_gpu", "container_infra_networks"}
+JUMP_VARS = {"ansible_ssh_common_args", "container_infra_jump_host"}
 NETWORK_KEYS = {"ip", "mac", "mtu", "cidr", "prefix", "gateway", "port_id", "ipoib_mode"}
 
 
@@ -199,8 +200,19 @@ def test_module_and_plugin_give_one_inventory_in_both_eras(clusters, conn, tmp_p
               for era, name in names.items()}
     for era, hosts in by_era.items():
         assert len(hosts) == 2, era
-        for variables in hosts.values():
-            assert set(variables) == HOST_VARS, (era, variables)
+        for host, variables in hosts.items():
+            # Cluster-API-era workers have no floating IP (only masters get one): they are reached through
+            # the cluster's master; every Heat-era node has its own floating IP and no jump.
+            jumps = era == "capi" and variables["container_infra_role"] == "worker"
+            assert set(variables) == HOST_VARS | (JUMP_VARS if jumps else set()), (era, variables)
+            if jumps:
+                master = next(h for h, v in hosts.items() if v["container_infra_role"] == "master")
+                assert variables["container_infra_jump_host"] == master
+                assert variables["ansible_host"] == variables["container_infra_networks"]["private"]["ip"]
+                assert f"ubuntu@{hosts[master]['ansible_host']}" in variables["ansible_ssh_common_args"]
+                assert "ProxyCommand" in variables["ansible_ssh_common_args"]
+            else:
+                assert variables["ansible_host"] != variables["container_infra_networks"]["private"]["ip"], host
             for entry in variables["container_infra_networks"].values():
                 assert set(entry) == NETWORK_KEYS
         assert sorted(v["container_infra_role"] for v in hosts.values()) == ["master", "worker"]

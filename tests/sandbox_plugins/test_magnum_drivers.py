@@ -177,10 +177,53 @@ def test_extra_nodegroup_in_progress_makes_an_update():
     assert cluster.status == S.UPDATE_IN_PROGRESS
 
 
+def test_workers_still_building_keep_the_cluster_in_progress():
+    # Cluster API era: the masters' nodegroup completes before the workers'.
+    cluster = _cluster()
+    common.aggregate_status(cluster, [_status("m", S.CREATE_COMPLETE), _status("w", S.CREATE_IN_PROGRESS)])
+    assert cluster.status == S.CREATE_IN_PROGRESS
+    common.aggregate_status(cluster, [_status("m", S.CREATE_COMPLETE), _status("w", S.CREATE_FAILED, "no host")])
+    assert (cluster.status, cluster.status_reason) == (S.CREATE_FAILED, "no host")
+
+
 def test_a_cluster_past_creation_completes_as_an_update():
     cluster = _cluster(status=S.UPDATE_IN_PROGRESS)
     common.aggregate_status(cluster, [_status("m", S.CREATE_COMPLETE), _status("w", S.CREATE_COMPLETE)])
     assert cluster.status == S.UPDATE_COMPLETE
+
+
+def test_a_nodegroup_put_in_progress_after_the_poll_keeps_the_cluster_polled():
+    # Magnum stores the cluster's UPDATE_IN_PROGRESS, then the nodegroup's: a poll that read the
+    # nodegroups in between found them all COMPLETE.
+    cluster = _cluster(status=S.UPDATE_COMPLETE, status_reason="done",
+                       nodegroups=[_ng("m", status=S.UPDATE_COMPLETE),
+                                   _ng("extra", status=S.DELETE_IN_PROGRESS, is_default=False)])
+    common.hold_for_late_nodegroups(cluster)
+    assert (cluster.status, cluster.status_reason) == (S.UPDATE_IN_PROGRESS, None)
+
+
+def test_a_settled_cluster_stays_settled_and_one_in_progress_is_not_read_again():
+    cluster = _cluster(status=S.UPDATE_FAILED, status_reason="quota",
+                       nodegroups=[_ng("m", status=S.UPDATE_COMPLETE), _ng("w", status=S.UPDATE_FAILED)])
+    common.hold_for_late_nodegroups(cluster)
+    assert (cluster.status, cluster.status_reason) == (S.UPDATE_FAILED, "quota")
+    busy = mock.Mock(status=S.DELETE_IN_PROGRESS)
+    type(busy).nodegroups = mock.PropertyMock(side_effect=AssertionError("read again"))
+    common.hold_for_late_nodegroups(busy)
+    assert busy.status == S.DELETE_IN_PROGRESS
+
+
+def test_capi_nodegroup_delete_stores_its_status_before_deleting_servers():
+    events = []
+    ng = _named_ng("extra", status=S.UPDATE_COMPLETE)
+    ng.save.side_effect = lambda: events.append(("save", ng.status))
+    cloud = mock.Mock()
+    cloud.servers.return_value = [_server("kube-ab12c-extra-aaaaa"), _server("kube-ab12c-default-worker-bbbbb")]
+    cloud.delete_servers.side_effect = lambda servers: events.append(("delete", [s.name for s in servers]))
+    driver = capi_driver.ClusterAPIDriver()
+    with mock.patch.object(driver, "_cloud", return_value=cloud):
+        driver.delete_nodegroup(None, _cluster(), ng)
+    assert events == [("save", S.DELETE_IN_PROGRESS), ("delete", ["kube-ab12c-extra-aaaaa"])]
 
 
 # Heat stack reading

@@ -218,10 +218,12 @@ class ClusterAPIDriver(common.NoFederation, driver.Driver):
         nodegroup.save()
 
     def delete_nodegroup(self, context, cluster, nodegroup):
-        cloud = self._cloud(context, cluster)
-        cloud.delete_servers([s for s in cloud.servers() if belongs_to(s, cluster, nodegroup)])
+        # Stored before the slow part, so that a status poll running now
+        # sees the delete (see common.hold_for_late_nodegroups).
         nodegroup.status = S.DELETE_IN_PROGRESS
         nodegroup.save()
+        cloud = self._cloud(context, cluster)
+        cloud.delete_servers([s for s in cloud.servers() if belongs_to(s, cluster, nodegroup)])
 
     def delete_cluster(self, context, cluster):
         for ng in cluster.nodegroups:
@@ -264,6 +266,7 @@ class ClusterAPIDriver(common.NoFederation, driver.Driver):
         if cluster.status == S.DELETE_IN_PROGRESS and not servers:
             _delete_leftover_ips(cloud)
         common.aggregate_status(cluster, statuses, COMPLETE_REASON)
+        common.hold_for_late_nodegroups(cluster)
         cluster.save()
 
     def _poll_nodegroup(self, cloud, ng, servers):

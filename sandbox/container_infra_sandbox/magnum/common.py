@@ -161,12 +161,33 @@ def aggregate_status(cluster, ng_statuses, complete_reason=None):
     extra = any(not n.is_default for n in ng_statuses)
     action = "DELETE" if default_status.startswith("DELETE") else "UPDATE"
     for state in ("_IN_PROGRESS", "_FAILED", "_COMPLETE"):
-        if any(n.status.endswith(state) for n in ng_statuses):
-            cluster.status = getattr(S, action + state) if extra else default_status
+        matching = [n.status for n in ng_statuses if n.status.endswith(state)]
+        if matching:
+            # Only the default nodegroups: the cluster takes the status of the
+            # one that wins (the workers still building while the masters are
+            # done keep a cluster CREATE_IN_PROGRESS).
+            cluster.status = getattr(S, action + state) if extra else matching[0]
             break
     if cluster.status == S.CREATE_COMPLETE and previous not in (S.CREATE_COMPLETE, S.CREATE_IN_PROGRESS):
         cluster.status = S.UPDATE_COMPLETE
     cluster.status_reason = _cluster_reason(cluster.status, ng_statuses, complete_reason)
+
+
+def hold_for_late_nodegroups(cluster):
+    """Keep the cluster UPDATE_IN_PROGRESS when a nodegroup, as stored now, is in progress.
+
+    Magnum's nodegroup handlers store the cluster's UPDATE_IN_PROGRESS before
+    the nodegroup's own status. A status poll that read the nodegroups in
+    between would store the cluster COMPLETE, and the periodic sync, which
+    polls only clusters in progress, would never see that nodegroup finish
+    (a nodegroup delete then waits forever). The nodegroups are read again
+    just before the cluster is saved.
+    """
+    if cluster.status.endswith("_IN_PROGRESS"):
+        return
+    if any(ng.status.endswith("_IN_PROGRESS") for ng in cluster.nodegroups):
+        cluster.status = S.UPDATE_IN_PROGRESS
+        cluster.status_reason = None
 
 
 def _cluster_reason(status, ng_statuses, complete_reason):

@@ -234,6 +234,7 @@ class _HeatDriver(common.NoFederation, driver.Driver):
         previous = cluster.status
         statuses = [s for s in map(poller.poll, cluster.nodegroups) if s]
         common.aggregate_status(cluster, statuses, layout.complete_reason)
+        common.hold_for_late_nodegroups(cluster)
         if layout is SWARM_MODE and cluster.status in common.COMPLETE_STATES and previous.endswith("_IN_PROGRESS"):
             _form_swarm(context, cluster, poller, previous)
         cluster.save()

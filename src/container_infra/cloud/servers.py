@@ -6,9 +6,23 @@ from __future__ import annotations
 import contextlib
 import time
 
-# Detailed server listings go in pages of 50: Nova asks Neutron about every server of a page in one
-# request, and a page of 100 makes that request line longer than eventlet's WSGI server takes (414).
-PAGE = 50
+from openstack.exceptions import SDKException
+
+from container_infra.openstack_rest import DETAIL_PAGE as PAGE
+
+
+def servers_named(conn, prefix: str, attempts: int = 5) -> list:
+    """The servers whose names start with ``prefix``. A listing taken while Nova moves servers from
+    build requests into their cell can hand back a page ending on the marker it was given, which
+    openstacksdk rejects as an endless pagination loop; the listing is taken again."""
+    for attempt in range(attempts):
+        try:
+            return [s for s in conn.compute.servers(name=f"^{prefix}", limit=PAGE) if s.name.startswith(prefix)]
+        except SDKException as exc:
+            if "pagination" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(1 + attempt)
+    return []
 
 
 def boot_servers(conn, prefix: str, count: int, *, zone: str | None = None, metadata: dict | None = None,
@@ -25,7 +39,7 @@ def boot_servers(conn, prefix: str, count: int, *, zone: str | None = None, meta
                                min_count=count, max_count=count, metadata=metadata or {}, **extra)
     deadline = time.monotonic() + timeout
     while True:
-        servers = [s for s in conn.compute.servers(name=f"^{prefix}", limit=PAGE) if s.name.startswith(prefix)]
+        servers = servers_named(conn, prefix)
         if len(servers) == count and all(s.status == "ACTIVE" for s in servers):
             return sorted(servers, key=lambda s: s.name)
         for broken in [s for s in servers if s.status == "ERROR"]:
@@ -44,7 +58,7 @@ def boot_servers(conn, prefix: str, count: int, *, zone: str | None = None, meta
 def delete_servers(conn, prefix: str, *, timeout: float = 600) -> int:
     """Delete the servers whose names start with ``prefix``, wait until they are gone, then delete the
     ports named with the prefix that were left detached. Returns how many servers there were."""
-    servers = [s for s in conn.compute.servers(name=f"^{prefix}", limit=PAGE) if s.name.startswith(prefix)]
+    servers = servers_named(conn, prefix)
     for server in servers:
         conn.compute.delete_server(server)
     for server in servers:
