@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -103,6 +104,26 @@ def container_parent_pids() -> list[int]:
     return pids
 
 
+SANDBOX_PORTS = [api.public_port for api in APIS] + [api.internal_port for api in APIS] + [FAULT_ADMIN_PORT,
+                                                                                          MARIADB_PORT]
+
+
+def listening_pids(ports: list[int]) -> dict[int, set[int]]:
+    """port -> the processes listening on it (``ss``), for the ports given that are listened on."""
+    result = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True)
+    found: dict[int, set[int]] = {}
+    for line in result.stdout.splitlines():
+        fields = line.split()
+        port = int(fields[3].rsplit(":", 1)[1])
+        if port in ports:
+            found.setdefault(port, set()).update(int(pid) for pid in re.findall(r"pid=(\d+)", line))
+    return found
+
+
+def not_running(sandbox) -> list[str]:
+    return [f"{service.name}: {service.state}" for service in manager.status(sandbox) if service.state != "RUNNING"]
+
+
 def kill(pids) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -129,16 +150,22 @@ def test_crash_then_up_recovers_a_consistent_cloud(sandbox, keypair, unique_name
     subprocess.run(["docker", "create", "--name", orphan, "--label", f"{nodes.NODE_LABEL}={uuid.uuid4()}", image],
                    capture_output=True, check=True)
     try:
-        kill(sandbox_pids(sandbox))
+        # Every server process is found by its marker (process titles must not hide it), so that a
+        # crash leaves nothing that `up` cannot find and stop.
+        marked = set(sandbox_pids(sandbox))
+        unmarked = {port: pids - marked for port, pids in listening_pids(SANDBOX_PORTS).items() if pids - marked}
+        assert not unmarked, f"listening processes without the sandbox's marker: {unmarked}"
+        kill(marked)
         kill(container_parent_pids())
         deadline = time.monotonic() + 30
         while sandbox_pids(sandbox) or running_containers():
             assert time.monotonic() < deadline, "the killed processes did not die"
             time.sleep(0.5)
+        assert not listening_pids(SANDBOX_PORTS), "ports still listened on after every process was killed"
 
         manager.up(sandbox, report)
 
-        assert all(service.state == "RUNNING" for service in manager.status(sandbox))
+        assert not_running(sandbox) == []
         conn = openstack.connect(cloud="sandbox")
         # The API works: a network round trip.
         network = conn.network.create_network(name=f"{unique_name}-after")
@@ -179,12 +206,11 @@ def test_down_stops_everything_and_up_keeps_every_resource(sandbox, unique_name)
 
     manager.down(sandbox)
     assert sandbox_pids(sandbox) == []
-    ports = [api.public_port for api in APIS] + [api.internal_port for api in APIS] + [FAULT_ADMIN_PORT, MARIADB_PORT]
-    assert [port for port in ports if listening(port)] == []
+    assert [port for port in SANDBOX_PORTS if listening(port)] == []
     assert all(service.state != "RUNNING" for service in manager.status(sandbox))
 
     manager.up(sandbox, report)
-    assert all(service.state == "RUNNING" for service in manager.status(sandbox))
+    assert not_running(sandbox) == []
     conn = openstack.connect(cloud="sandbox")
     kept = conn.network.find_network(unique_name)
     assert kept is not None and kept.id == network.id

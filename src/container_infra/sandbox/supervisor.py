@@ -158,7 +158,9 @@ def render_conf(layout: Layout) -> str:
     parser["supervisorctl"] = {"serverurl": f"unix://{layout.supervisor_socket}"}
     path = f"{layout.venv / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin"
     for program in programs(layout):
-        env = {MARKER_ENV: str(layout.root), "PATH": path, "PYTHONUNBUFFERED": "1"} | program.env
+        # SPT_NOENV: setproctitle (gunicorn's and oslo.service's process titles) otherwise writes the
+        # title over /proc/PID/environ, and sandbox_pids() would lose the marker of those processes.
+        env = {MARKER_ENV: str(layout.root), "SPT_NOENV": "1", "PATH": path, "PYTHONUNBUFFERED": "1"} | program.env
         parser[f"program:{program.name}"] = {
             "command": " ".join(_quote(part) for part in program.command),
             "directory": str(layout.root),
