@@ -572,6 +572,12 @@ def _forward_headers(headers: Any) -> CIMultiDict[str]:
     return out
 
 
+#: Seconds an idle upstream connection stays pooled: less than the services keep it open (gunicorn's
+#: --keep-alive 75 in the sandbox's supervisor configuration), so the proxy never sends on a connection
+#: the service is closing.
+UPSTREAM_KEEPALIVE_S = 30
+
+
 class ServiceProxy:
     """The handler of one route: count, delay, maybe fault, else forward."""
 
@@ -582,7 +588,8 @@ class ServiceProxy:
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, force_close=False, enable_cleanup_closed=True),
+            connector=aiohttp.TCPConnector(limit=0, force_close=False, enable_cleanup_closed=True,
+                                           keepalive_timeout=UPSTREAM_KEEPALIVE_S),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,

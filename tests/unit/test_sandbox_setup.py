@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import configparser
+import re
 import stat
+from pathlib import Path
 
 import pytest
 import yaml
@@ -164,3 +166,25 @@ def test_a_changed_config_restarts_exactly_its_readers(layout):
     assert programs_reading(layout, [layout.etc / "keystone" / "keystone.conf"]) == ["keystone"]
     assert programs_reading(layout, [layout.etc / "faultproxy.json"]) == ["fault-proxy"]
     assert programs_reading(layout, []) == []
+
+
+def test_services_keep_idle_connections_longer_than_the_fault_proxy_pools_them(layout):
+    """Otherwise the proxy can send a POST on a connection gunicorn is closing, and answer 502."""
+    source = (Path(__file__).resolve().parents[2] / "sandbox/container_infra_sandbox/faultproxy.py").read_text()
+    pooled = int(re.search(r"^UPSTREAM_KEEPALIVE_S = (\d+)$", source, re.MULTILINE).group(1))
+    parser = parse(supervisor.render_conf(layout))
+    commands = [parser[s]["command"].split() for s in parser.sections() if "gunicorn" in parser[s].get("command", "")]
+    assert len(commands) == len(APIS)  # every API is served by gunicorn
+    for command in commands:
+        assert int(command[command.index("--keep-alive") + 1]) > pooled, command
+
+
+def test_every_program_keeps_its_marker_readable(layout):
+    """setproctitle writes process titles over /proc/PID/environ unless SPT_NOENV is set; the marker
+    there is how down, reset and crash recovery find the sandbox's processes."""
+    parser = parse(supervisor.render_conf(layout))
+    programs = [s for s in parser.sections() if s.startswith("program:")]
+    assert len(programs) == len(supervisor.programs(layout))
+    for section in programs:
+        environment = parser[section]["environment"]
+        assert 'SPT_NOENV="1"' in environment and supervisor.MARKER_ENV in environment, section

@@ -60,6 +60,11 @@ def _gunicorn(layout: Layout, service: str, factory: str, workers: int = 1, thre
         "300",
         "--graceful-timeout",
         "5",
+        # Idle keep-alive connections stay open longer than the fault proxy keeps them pooled
+        # (faultproxy.UPSTREAM_KEEPALIVE_S): with gunicorn's default of 2 s, a pooled connection could
+        # be closed just as the proxy sent a POST on it, which the proxy cannot retry (502).
+        "--keep-alive",
+        "75",
         "--name",
         f"sandbox-{service}",
         *limits,
@@ -129,8 +134,9 @@ def programs(layout: Layout) -> list[Program]:
         ),
         # Nova lists a project's ports by up to 150 device ids in one query string (listing servers):
         # gunicorn's default request line limit (4094) fails that from about 80 servers; a real
-        # deployment's web server takes it.
-        Program("neutron-api", _gunicorn(layout, "neutron", "neutron", limit_request_line=0), phase=2),
+        # deployment's web server takes it. Two worker processes: attaching ports keeps one Neutron
+        # process busy on a whole core (benchmarks/server_interface.py), the rest of the cloud far less.
+        Program("neutron-api", _gunicorn(layout, "neutron", "neutron", limit_request_line=0, workers=2), phase=2),
         Program("heat-api", _gunicorn(layout, "heat", "heat"), phase=2),
         Program("heat-engine", _oslo(layout, "heat-engine", "heat/heat.conf"), phase=2),
         Program("magnum-api", _gunicorn(layout, "magnum", "magnum"), phase=2),
