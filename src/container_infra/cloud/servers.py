@@ -12,9 +12,10 @@ from container_infra.openstack_rest import DETAIL_PAGE as PAGE
 
 
 def servers_named(conn, prefix: str, attempts: int = 5) -> list:
-    """The servers whose names start with ``prefix``. A listing taken while Nova moves servers from
-    build requests into their cell can hand back a page ending on the marker it was given, which
-    openstacksdk rejects as an endless pagination loop; the listing is taken again."""
+    """The servers whose names start with ``prefix``. Once, under load, openstacksdk rejected such a
+    listing, taken while the servers were being booted, as an "endless pagination loop" (a next page
+    asked with the marker of the page before; the cause in Nova was not pinned down): the listing is
+    taken again. With pages of 1,000 a prefix's listing is one page anyway."""
     for attempt in range(attempts):
         try:
             return [s for s in conn.compute.servers(name=f"^{prefix}", limit=PAGE) if s.name.startswith(prefix)]
