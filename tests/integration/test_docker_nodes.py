@@ -213,4 +213,3 @@ def test_nodes_on_different_networks_do_not_reach_each_other(osc, ssh_keypair, u
             osc.run("port", "delete", port_name, check=False)
         for address in addresses:
             osc.run("floating", "ip", "delete", address, check=False)
-

@@ -158,4 +158,3 @@ def test_attach_refused_inside_nova_for_a_chosen_server(osc, unique_name):
     finally:
         osc.run("server", "delete", "--wait", server["id"], check=False)
         osc.run("port", "delete", f"{unique_name}-p", check=False)
-

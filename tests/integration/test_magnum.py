@@ -171,4 +171,3 @@ def test_injected_create_failure_reports_reason_and_faults(osc, keypair, unique_
         osc.run("coe", "cluster", "delete", cluster, check=False)
         wait_gone(lambda: cluster_exists(osc, cluster), what="cluster deletion")
         osc.run("coe", "cluster", "template", "delete", template["name"], check=False)
-

@@ -12,7 +12,6 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-
 def test_molecule_scenario_converges_idempotently_and_verifies(sandbox, tmp_path):
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", ANSIBLE_NOCOLOR="1",
                MOLECULE_NO_COLOR="1", NO_COLOR="1", SHELL=os.environ.get("SHELL", "/bin/bash"),

@@ -27,7 +27,6 @@ NAME = f"play-{uuid.uuid4().hex[:6]}"
 GROUP = "cluster_" + NAME.replace("-", "_")
 
 
-
 def spec(node_count: int) -> dict:
     return {
         "container_infra_cluster_poll_interval": 3,

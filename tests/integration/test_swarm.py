@@ -159,4 +159,3 @@ def test_swarm_mode_cluster_is_a_docker_swarm(osc, conn, ssh_keypair, unique_nam
     assert stack not in {s["ID"] for s in osc.json("stack", "list")}
     shown = osc.run("stack", "show", stack, "-f", "value", "-c", "stack_status", check=False)
     assert shown.returncode != 0 or shown.stdout.strip() == "DELETE_COMPLETE"
-

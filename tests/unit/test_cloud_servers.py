@@ -45,3 +45,10 @@ def test_other_errors_and_a_lasting_loop_are_raised():
     with pytest.raises(SDKException, match="pagination"):
         servers.servers_named(SimpleNamespace(compute=compute), "t", attempts=5)
     assert len(compute.calls) == 5
+
+
+def test_no_attempt_is_a_bad_argument_not_an_empty_listing():
+    compute = FlakyCompute([])
+    with pytest.raises(ValueError, match="attempts must be 1 or more, not 0"):
+        servers.servers_named(SimpleNamespace(compute=compute), "t", attempts=0)
+    assert compute.calls == []

@@ -16,14 +16,14 @@ def servers_named(conn, prefix: str, attempts: int = 5) -> list:
     listing, taken while the servers were being booted, as an "endless pagination loop" (a next page
     asked with the marker of the page before; the cause in Nova was not pinned down): the listing is
     taken again. With pages of 1,000 a prefix's listing is one page anyway."""
-    for attempt in range(attempts):
+    for attempt in range(1, attempts + 1):
         try:
             return [s for s in conn.compute.servers(name=f"^{prefix}", limit=PAGE) if s.name.startswith(prefix)]
         except SDKException as exc:
-            if "pagination" not in str(exc) or attempt == attempts - 1:
+            if "pagination" not in str(exc) or attempt == attempts:
                 raise
-            time.sleep(1 + attempt)
-    return []
+            time.sleep(attempt)
+    raise ValueError(f"attempts must be 1 or more, not {attempts}")
 
 
 def boot_servers(conn, prefix: str, count: int, *, zone: str | None = None, metadata: dict | None = None,
