@@ -27,6 +27,8 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 MASTER_INFIX = "control-plane"
 DEFAULT_MASTER = "default-master"
 DEFAULT_WORKER = "default-worker"
+#: Server metadata naming the node's nodegroup (set by the toolkit's Swarm stack).
+NODEGROUP_METADATA = "container_infra_nodegroup"
 
 
 def stack_ref(cluster: dict) -> str | None:
@@ -118,7 +120,9 @@ def nodes_from_heat(stack_servers: list[tuple[dict, list[dict]]], servers: list[
     """Heat-era nodes: for each (nodegroup or None, the stack's ``servers`` facts), the Nova server.
 
     For the cluster's own stack (nodegroup None) masters are ``default-master`` and workers
-    ``default-worker``; a nodegroup's own stack gives that nodegroup's name and role."""
+    ``default-worker``, unless the server's metadata names its nodegroup (``container_infra_nodegroup``:
+    the toolkit's Swarm stack, whose extra nodegroups are groups of that one stack); a nodegroup's own
+    stack gives that nodegroup's name and role."""
     by_id = {s["id"]: s for s in servers}
     nodes = []
     for nodegroup, facts in stack_servers:
@@ -128,7 +132,8 @@ def nodes_from_heat(stack_servers: list[tuple[dict, list[dict]]], servers: list[
                 continue  # being built or deleted: no server yet
             if nodegroup is None:
                 role = item["role"] or "worker"
-                group = DEFAULT_MASTER if role == "master" else DEFAULT_WORKER
+                group = ((server.get("metadata") or {}).get(NODEGROUP_METADATA)
+                         or (DEFAULT_MASTER if role == "master" else DEFAULT_WORKER))
             else:
                 role = "master" if nodegroup.get("role") == "master" else (item["role"] or "worker")
                 group = nodegroup["name"]

@@ -154,3 +154,30 @@ def test_discover_cluster_api_makes_one_listing():
 def test_parse_export_location(export, metadata, monitors, path, fs):
     parsed = parse_export_location(export, metadata)
     assert (parsed["monitors"], parsed["path"], parsed["fs_name"]) == (monitors, path, fs)
+
+
+def swarm_stack():
+    """The toolkit's Swarm stack: swarm_masters[0], swarm_nodes[0], swarm_nodegroup_gpu_a[0]."""
+    return [
+        res("swarm_masters", "OS::Heat::ResourceGroup", TOP, nested=uuid(1)),
+        res("swarm_nodes", "OS::Heat::ResourceGroup", TOP, nested=uuid(2)),
+        res("swarm_nodegroup_gpu_a", "OS::Heat::ResourceGroup", TOP, nested=uuid(3)),
+        res("0", "swarm_node.yaml", uuid(1), nested=uuid(4), parent="swarm_masters"),
+        res("0", "swarm_node.yaml", uuid(2), nested=uuid(5), parent="swarm_nodes"),
+        res("0", "swarm_node.yaml", uuid(3), nested=uuid(6), parent="swarm_nodegroup_gpu_a"),
+        res("node", "OS::Nova::Server", uuid(4), physical="s-m0", parent="0"),
+        res("node", "OS::Nova::Server", uuid(5), physical="s-w0", parent="0"),
+        res("node", "OS::Nova::Server", uuid(6), physical="s-g0", parent="0"),
+    ]
+
+
+def test_swarm_stack_nodes_take_their_nodegroup_from_server_metadata():
+    def server(name, sid, nodegroup):
+        return nova(name, sid) | ({"metadata": {"container_infra_nodegroup": nodegroup}} if nodegroup else {})
+
+    nodes = discovery.nodes_from_heat([(None, servers_of(annotate(swarm_stack(), TOP)))], [
+        server("s-manager-0", "s-m0", "default-master"), server("s-worker-0", "s-w0", None),
+        server("s-gpu-a-0", "s-g0", "gpu-a")])
+    assert [(n["name"], n["role"], n["nodegroup"]) for n in nodes] == [
+        ("s-manager-0", "master", "default-master"), ("s-worker-0", "worker", "default-worker"),
+        ("s-gpu-a-0", "worker", "gpu-a")]

@@ -38,28 +38,85 @@ def failures(done: subprocess.CompletedProcess) -> list[tuple[str, str]]:
             for result in task["hosts"].values() if result.get("failed")]
 
 
-CHECK = "Provider networks of a Swarm without Magnum go to every node"
+CHECK = "Check the Swarm's nodegroups and provider networks"
 SWARM = {"name": "hs-test", "driver": "heat-swarm", "image": "img", "flavor": "bm.standard",
          "fixed_network": "private", "node_count": 1}
 
 
-@pytest.mark.parametrize(("networks", "named"), [
-    ([{"network": "hte"}, {"network": "lln", "roles": ["worker"]}], "lln"),
-    ([{"network": "hte", "nodegroups": ["gpu"]}, {"network": "lln"}], "hte"),
+@pytest.mark.parametrize(("change", "words"), [
+    ({"networks": [{"network": "lln", "nodegroups": ["gpu"]}]},
+     "networks[lln].nodegroups: gpu is not a nodegroup of cluster hs-test (it has default-master, default-worker)"),
+    ({"nodegroups": [{"name": "gpu", "flavor": "bm.gpu", "role": "master"}]},
+     "nodegroups[gpu]: role 'master': a Swarm without Magnum takes extra nodegroups of workers only"),
 ])
-def test_heat_swarm_refuses_network_placement_before_making_anything(tmp_path, networks, named):
-    done = run_role(tmp_path, SWARM | {"networks": networks})
+def test_heat_swarm_refuses_what_its_stack_cannot_build_before_making_anything(tmp_path, change, words):
+    done = run_role(tmp_path, SWARM | change)
     assert done.returncode != 0
     (task, message), = failures(done)
     assert task == f"container_infra_cluster : {CHECK}"
-    assert f"cluster hs-test: a Swarm without Magnum attaches every provider network to every node at boot, " \
-           f"so network(s) {named} cannot be limited" in message
+    assert message.startswith(f"cluster hs-test: {words}"), message
     assert not (tmp_path / "key").exists() and not (tmp_path / "inv").exists()
 
 
-def test_heat_swarm_takes_networks_for_every_role(tmp_path):
-    done = run_role(tmp_path, SWARM | {"networks": [{"network": "hte"}, {"network": "lln",
-                                                                          "roles": ["master", "worker"]}]})
+def test_heat_swarm_takes_networks_placed_by_role_and_nodegroup(tmp_path):
+    done = run_role(tmp_path, SWARM | {
+        "nodegroups": [{"name": "gpu", "flavor": "bm.gpu", "node_count": 1}],
+        "networks": [{"network": "hte"}, {"network": "lln", "roles": ["worker"], "nodegroups": ["gpu"]}]})
     # Past the check: the run goes on to its first cloud call, for a cloud that does not exist here.
     (task, message), = failures(done)
     assert task != f"container_infra_cluster : {CHECK}" and "no-such-cloud was not found" in message
+
+
+STACK_ROLE = REPO / "roles" / "container_infra_swarm_stack"
+
+
+def render_stack_template(tmp_path: Path, variables: dict) -> dict:
+    """The Swarm stack's template as the role renders it (its filters, Ansible's templating)."""
+    out = tmp_path / "swarm_cluster.yaml"
+    source = STACK_ROLE / "templates" / "swarm_cluster.yaml.j2"
+    playbook = tmp_path / "render.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars": yaml.safe_load((STACK_ROLE / "defaults" / "main.yml").read_text()) | variables,
+        "tasks": [{"ansible.builtin.copy": {
+            "content": f"{{{{ lookup('ansible.builtin.template', '{source}') }}}}",
+            "dest": str(out), "mode": "0600"}}],
+    }]))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_LOCALHOST_WARNING="0",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    done = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                           "-e", f"ansible_python_interpreter={BIN / 'python'}", str(playbook)],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return yaml.safe_load(out.read_text())
+
+
+def test_stack_template_has_a_group_per_nodegroup_with_its_networks(tmp_path):
+    template = render_stack_template(tmp_path, {
+        "container_infra_swarm_stack_manager_count": 3, "container_infra_swarm_stack_worker_count": 2,
+        "container_infra_swarm_stack_manager_flavor": "bm.small", "container_infra_swarm_stack_worker_flavor": "bm.big",
+        "container_infra_swarm_stack_provider_networks": ["hte"],
+        "container_infra_swarm_stack_worker_networks": ["lln"],
+        "container_infra_swarm_stack_nodegroups": [
+            {"name": "gpu-a", "flavor": "bm.gpu", "node_count": 4, "image": "cuda", "networks": ["lln", "ib"]}]})
+    groups = template["resources"]
+    assert sorted(groups) == ["swarm_masters", "swarm_nodegroup_gpu_a", "swarm_nodes"]
+
+    def node(group):
+        assert groups[group]["type"] == "OS::Heat::ResourceGroup"
+        return groups[group]["properties"]["count"], groups[group]["properties"]["resource_def"]["properties"]
+
+    count, managers = node("swarm_masters")
+    assert count == 3 and managers["flavor"] == "bm.small" and managers["provider_networks"] == ["hte"]
+    assert managers["image"] == {"get_param": "image"}
+    assert managers["name"]["list_join"][1][1] == "manager"
+    assert managers["metadata"]["map_merge"][1] == {"container_infra_nodegroup": "default-master"}
+    count, workers = node("swarm_nodes")
+    assert count == 2 and workers["flavor"] == "bm.big" and workers["provider_networks"] == ["hte", "lln"]
+    count, gpu = node("swarm_nodegroup_gpu_a")
+    assert count == 4 and gpu["flavor"] == "bm.gpu" and gpu["image"] == "cuda"
+    assert gpu["provider_networks"] == ["hte", "lln", "ib"]
+    assert gpu["name"]["list_join"][1][1] == "gpu-a"
+    assert gpu["metadata"]["map_merge"][1] == {"container_infra_nodegroup": "gpu-a"}
+    assert set(template["parameters"]) == {"image", "key_name", "network", "subnet", "external_network",
+                                           "availability_zone", "metadata"}

@@ -214,3 +214,62 @@ def test_leaving_workers_are_the_highest_indexes():
     hostvars["other-worker-5"] = {"container_infra_role": "worker"}
     assert filters.leaving_workers(hostvars, "s", 2) == ["s-worker-10", "s-worker-2"]
     assert filters.leaving_workers(hostvars, "s", 11) == []
+
+
+def test_leaving_workers_per_nodegroup_and_whole_removed_nodegroups():
+    worker = {"container_infra_role": "worker", "container_infra_nodegroup": "default-worker"}
+    hostvars = {"s-worker-0": worker, "s-worker-1": worker,
+                "s-manager-0": {"container_infra_role": "master", "container_infra_nodegroup": "default-master"}}
+    hostvars |= {f"s-gpu-{i}": {"container_infra_role": "worker", "container_infra_nodegroup": "gpu"} for i in range(3)}
+    hostvars |= {"s-io-0": {"container_infra_role": "worker", "container_infra_nodegroup": "io"}}
+    kept = [{"name": "gpu", "node_count": 1}, {"name": "io", "node_count": 1}]
+    assert filters.leaving_workers(hostvars, "s", 2, kept) == ["s-gpu-1", "s-gpu-2"]
+    assert filters.leaving_workers(hostvars, "s", 1, [{"name": "gpu", "node_count": 3}]) == ["s-io-0", "s-worker-1"]
+    assert filters.leaving_workers(hostvars, "s", 2, []) == ["s-gpu-0", "s-gpu-1", "s-gpu-2", "s-io-0"]
+
+
+SWARM_SPEC = {"name": "hs", "driver": "heat-swarm", "image": "img", "flavor": "bm.standard", "node_count": 2,
+              "nodegroups": [{"name": "gpu-a", "flavor": "bm.gpu", "node_count": 1},
+                             {"name": "io", "flavor": "bm.io", "image": "img-io", "node_count": 0}],
+              "networks": [{"network": "hte"}, {"network": "lln", "roles": ["worker"]},
+                           {"network": "mgmt", "roles": ["master"]}, {"network": "ib", "nodegroups": ["gpu-a"]}]}
+
+
+def test_swarm_networks_follow_roles_and_nodegroups():
+    networks = SWARM_SPEC["networks"]
+    assert filters.swarm_networks(networks, "master", "default-master") == ["hte", "mgmt"]
+    assert filters.swarm_networks(networks, "worker", "default-worker") == ["hte", "lln"]
+    assert filters.swarm_networks(networks, "worker", "gpu-a") == ["hte", "lln", "ib"]
+    assert filters.swarm_spec_problems(SWARM_SPEC) == []
+    assert filters.swarm_stack_nodegroups(SWARM_SPEC) == [
+        {"name": "gpu-a", "flavor": "bm.gpu", "image": "img", "node_count": 1, "networks": ["hte", "lln", "ib"]},
+        {"name": "io", "flavor": "bm.io", "image": "img-io", "node_count": 0, "networks": ["hte", "lln"]}]
+    assert filters.heat_resource_name("gpu-a") == "swarm_nodegroup_gpu_a"
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"master_count": 0}, "master_count is 0; give a whole number of 1 or more"),
+    ({"node_count": -1}, "node_count is -1; give a whole number of 0 or more"),
+    ({"nodegroups": [{"name": "GPU", "flavor": "f"}]}, "nodegroups[GPU]: name 'GPU' must be 1 to 32 lowercase"),
+    ({"nodegroups": [{"name": "worker", "flavor": "f"}]}, "nodegroups[worker]: worker is the name of a default"),
+    ({"nodegroups": [{"name": "a", "flavor": "f"}, {"name": "a", "flavor": "f"}]}, "nodegroups[a] is listed twice"),
+    ({"nodegroups": [{"name": "a", "flavor": "f", "role": "master"}]}, "extra nodegroups of workers only"),
+    ({"nodegroups": [{"name": "a"}]}, "nodegroups[a] has no flavor"),
+    ({"nodegroups": [{"name": "a", "flavor": "f", "node_count": "two"}]}, "nodegroups[a].node_count is 'two'"),
+    ({"nodegroups": [{"name": "a", "flavor": "f", "labels": {}}]}, "does not read labels (Magnum's keys)"),
+    ({"networks": [{"network": "lln", "roles": ["minion"]}]}, "networks[lln].roles: minion is not a role"),
+    ({"networks": [{"network": "lln", "nodegroups": ["gpu"]}]},
+     "networks[lln].nodegroups: gpu is not a nodegroup of cluster hs "
+     "(it has default-master, default-worker, gpu-a, io)"),
+    ({"networks": [{"network": "lln", "roles": ["master"], "nodegroups": ["gpu-a"]}]},
+     "networks[lln]: no node is in both its roles and its nodegroups"),
+    ({"networks": [{"roles": ["master"]}]}, r"networks\[0\] has no network"),
+    ({"networks": [{"network": "lln", "vnic_type": "direct"}]}, "networks[lln]: a Swarm without Magnum does not "
+     "read vnic_type (Nova makes its ports at boot from the network alone)"),
+])
+def test_swarm_spec_problems_are_one_sentence_each(change, words):
+    # A spec with other nodegroups places no network on SWARM_SPEC's nodegroups.
+    spec = SWARM_SPEC | ({"networks": []} if "nodegroups" in change else {}) | change
+    problems = filters.swarm_spec_problems(spec)
+    assert len(problems) == 1, problems
+    assert words.replace("\\", "") in problems[0]
