@@ -1,8 +1,9 @@
-"""What the integration tests share to reach clusters and nodes: ssh options and a status wait."""
+"""What the integration tests share to reach clusters and nodes: ssh, a wait for it, a status wait."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 
 import yaml
@@ -15,6 +16,26 @@ SSH_OPTIONS = [
     "-o", "LogLevel=ERROR",
     "-o", "ConnectTimeout=5",
 ]
+
+
+
+def ssh(address: str, key, command: str, user: str = "core", check: bool = True) -> subprocess.CompletedProcess:
+    """One command on a node; with ``check`` a failure is an assertion naming the command and ssh's stderr."""
+    result = subprocess.run(["ssh", *SSH_OPTIONS, "-i", str(key), f"{user}@{address}", command],
+                            capture_output=True, text=True, timeout=60)
+    if check:
+        assert result.returncode == 0, f"ssh {user}@{address} {command!r}: {result.stderr}"
+    return result
+
+
+def wait_ssh(address: str, key, timeout: float = 30, interval: float = 1) -> None:
+    """Until the node answers over SSH (a new node boots; the forwarder picks a new floating IP up within a
+    second or two)."""
+    deadline = time.monotonic() + timeout
+    while ssh(address, key, "true", check=False).returncode != 0:
+        assert time.monotonic() < deadline, f"no SSH to {address} within {timeout} s"
+        time.sleep(interval)
+
 
 FINAL = re.compile(r"_(COMPLETE|FAILED)$")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from cluster_access import SSH_OPTIONS
+from cluster_access import ssh, wait_ssh
 
 from container_infra.sandbox.nodes import DOCKER_ZONE, NODE_LABEL
 
@@ -40,21 +40,6 @@ def boot(osc, names: list[str], key: str) -> dict[str, dict]:
         assert time.monotonic() < deadline, f"servers {names} did not become ACTIVE"
         time.sleep(1)
     return servers
-
-
-def ssh(address: str, key, command: str, user: str = "core", check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["ssh", *SSH_OPTIONS, "-i", str(key), f"{user}@{address}", command],
-                            capture_output=True, text=True, timeout=60)
-    if check:
-        assert result.returncode == 0, f"ssh {user}@{address} {command!r}: {result.stderr}"
-    return result
-
-
-def wait_ssh(address: str, key, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while ssh(address, key, "true", check=False).returncode != 0:
-        assert time.monotonic() < deadline, f"no SSH to {address}"
-        time.sleep(1)
 
 
 def with_floating_ip(osc, server: str) -> str:

@@ -13,22 +13,9 @@ import re
 import subprocess
 import time
 
-from cluster_access import SSH_OPTIONS, wait_status
+from cluster_access import ssh, wait_ssh, wait_status
 
 from container_infra.sandbox.nodes import NODE_LABEL
-
-
-def ssh(address: str, key, command: str) -> str:
-    deadline = time.monotonic() + 30
-    while True:
-        result = subprocess.run(["ssh", *SSH_OPTIONS, "-i", str(key), f"core@{address}", command],
-                                capture_output=True, text=True, timeout=60)
-        if result.returncode == 0:
-            return result.stdout
-        # 255: no connection yet (the forwarder picks a new floating IP up within a second or two).
-        assert result.returncode == 255 and time.monotonic() < deadline, f"ssh core@{address} {command!r}: " \
-            f"{result.stderr}"
-        time.sleep(1)
 
 
 def swarm_nodes(output: str) -> dict[str, str]:
@@ -107,10 +94,11 @@ def test_swarm_mode_cluster_is_a_docker_swarm(osc, conn, ssh_keypair, unique_nam
         # Every node is a machine one logs into with the keypair; each runs dockerd in the Swarm.
         hostnames = set()
         for address in masters + workers:
-            out = ssh(address, key, "hostname; docker info --format '{{.Swarm.LocalNodeState}}'").split()
+            wait_ssh(address, key)
+            out = ssh(address, key, "hostname; docker info --format '{{.Swarm.LocalNodeState}}'").stdout.split()
             assert out[1] == "active", f"{address}: {out}"
             hostnames.add(out[0])
-        on_manager = swarm_nodes(ssh(masters[0], key, "docker " + " ".join(f"'{a}'" for a in NODE_LS)))
+        on_manager = swarm_nodes(ssh(masters[0], key, "docker " + " ".join(f"'{a}'" for a in NODE_LS)).stdout)
         assert on_manager == dict.fromkeys(hostnames, "Ready")
 
         # From the host over TLS with the cluster's credentials from Magnum.
