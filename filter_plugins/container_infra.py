@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from container_infra.discovery import DEFAULT_MASTER as SWARM_DEFAULT_MASTER
+from container_infra.discovery import DEFAULT_WORKER as SWARM_DEFAULT_WORKER
+
 
 def host_groups(inventory: dict) -> dict[str, list[str]]:
     """{host: [groups]} from an inventory in YAML form (``all.children.<group>.hosts``), nested groups too."""
@@ -102,8 +105,6 @@ def leaving_workers(hostvars: dict[str, dict], stack_name: str, worker_count: in
 
 
 # ---------------------------------------------------------------------------- Swarm without Magnum
-SWARM_DEFAULT_MASTER = "default-master"
-SWARM_DEFAULT_WORKER = "default-worker"
 ROLES = ("master", "worker")
 # A nodegroup's name is part of its servers' host names (<cluster>-<nodegroup>-<index>).
 SWARM_NODEGROUP_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
@@ -173,22 +174,26 @@ def swarm_spec_problems(spec: dict) -> list[str]:
             problems.append(f"{where}.nodegroups: {', '.join(map(str, unknown))} is not a nodegroup of cluster {name} "
                             f"(it has {', '.join(known)}); name one of those or add the nodegroup")
         if not wrong and not unknown and not any(
-                network["network"] in swarm_networks(spec.get("networks"), role, group)
+                _placed_on(network, role, group)
                 for role, group in [("master", SWARM_DEFAULT_MASTER), ("worker", SWARM_DEFAULT_WORKER)]
                 + [("worker", g) for g in seen]):
             problems.append(f"{where}: no node is in both its roles and its nodegroups; widen one of them")
     return problems
 
 
+def _placed_on(network: dict, role: str, nodegroup: str) -> bool:
+    """Whether a spec ``networks`` entry goes to nodes of ``role`` in ``nodegroup``: an entry without
+    ``roles`` is for every role, one without ``nodegroups`` for every nodegroup."""
+    roles = network.get("roles")
+    groups = network.get("nodegroups")
+    return (roles is None or role in roles) and (groups is None or nodegroup in groups)
+
+
 def swarm_networks(networks: list[dict] | None, role: str, nodegroup: str) -> list[str]:
-    """The provider networks (spec ``networks`` entries) that nodes of ``role`` in ``nodegroup`` get:
-    an entry without ``roles`` is for every role, one without ``nodegroups`` for every nodegroup."""
+    """The provider networks that nodes of ``role`` in ``nodegroup`` get, each once, in the spec's order."""
     out = []
     for network in networks or []:
-        roles = network.get("roles")
-        groups = network.get("nodegroups")
-        if (roles is None or role in roles) and (groups is None or nodegroup in groups) \
-                and network["network"] not in out:
+        if _placed_on(network, role, nodegroup) and network["network"] not in out:
             out.append(network["network"])
     return out
 

@@ -15,21 +15,25 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
 
 
-def run_role(tmp_path: Path, spec: dict) -> subprocess.CompletedProcess:
+def run_play(tmp_path: Path, play: dict) -> subprocess.CompletedProcess:
+    """One play on localhost with the project's ansible.cfg; its report in JSON on stdout."""
     playbook = tmp_path / "play.yml"
-    playbook.write_text(yaml.safe_dump([{
-        "hosts": "localhost", "gather_facts": False,
-        "tasks": [{"ansible.builtin.include_role": {"name": "container_infra_cluster"},
-                   "vars": {"container_infra_cluster_cloud": "no-such-cloud",
-                            "container_infra_cluster_spec": spec,
-                            "container_infra_cluster_inventory_dir": str(tmp_path / "inv"),
-                            "container_infra_cluster_ssh_key_file": str(tmp_path / "key")}}],
-    }]))
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False} | play]))
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
                ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
     return subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                            "-e", f"ansible_python_interpreter={BIN / 'python'}", str(playbook)],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+
+
+def run_role(tmp_path: Path, spec: dict) -> subprocess.CompletedProcess:
+    return run_play(tmp_path, {
+        "tasks": [{"ansible.builtin.include_role": {"name": "container_infra_cluster"},
+                   "vars": {"container_infra_cluster_cloud": "no-such-cloud",
+                            "container_infra_cluster_spec": spec,
+                            "container_infra_cluster_inventory_dir": str(tmp_path / "inv"),
+                            "container_infra_cluster_ssh_key_file": str(tmp_path / "key")}}],
+    })
 
 
 def failures(done: subprocess.CompletedProcess) -> list[tuple[str, str]]:
@@ -74,19 +78,12 @@ def render_stack_template(tmp_path: Path, variables: dict) -> dict:
     """The Swarm stack's template as the role renders it (its filters, Ansible's templating)."""
     out = tmp_path / "swarm_cluster.yaml"
     source = STACK_ROLE / "templates" / "swarm_cluster.yaml.j2"
-    playbook = tmp_path / "render.yml"
-    playbook.write_text(yaml.safe_dump([{
-        "hosts": "localhost", "gather_facts": False,
+    done = run_play(tmp_path, {
         "vars": yaml.safe_load((STACK_ROLE / "defaults" / "main.yml").read_text()) | variables,
         "tasks": [{"ansible.builtin.copy": {
             "content": f"{{{{ lookup('ansible.builtin.template', '{source}') }}}}",
             "dest": str(out), "mode": "0600"}}],
-    }]))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_LOCALHOST_WARNING="0",
-               ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-    done = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                           "-e", f"ansible_python_interpreter={BIN / 'python'}", str(playbook)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    })
     assert done.returncode == 0, done.stdout + done.stderr
     return yaml.safe_load(out.read_text())
 
