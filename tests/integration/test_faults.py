@@ -106,12 +106,15 @@ def test_latency_slows_every_request_and_clears(faults, fresh_conn):
         list(fresh_conn.compute.flavors())
         return time.monotonic() - started
 
-    baseline = timed()
-    # Latency is for every client: a neighbour test may be slowed for a moment, never broken.
-    faults.client.set_latency(300)
-    assert timed() >= 0.3
+    # Latency is for every client: a neighbour test may be slowed for a moment, never broken. The delay is
+    # far above what a busy 2-core machine adds to this listing (0.9 s seen under the parallel suite), so
+    # "cleared" is judged against the delay, not against a baseline that the machine's load moves.
+    delay = 2.0
+    faults.client.set_latency(int(delay * 1000))
+    assert timed() >= delay
     faults.client.set_latency(0)
-    assert timed() < baseline + 0.3
+    after = [timed() for _ in range(3)]
+    assert max(after) < delay, after
 
 
 def test_requests_are_counted_per_service(faults, fresh_conn):
