@@ -12,7 +12,10 @@ engine, which Ansible reaches over SSH as it reaches bare metal.
   configuration need on this machine (all but SYS_RESOURCE, no seccomp or AppArmor profile;
   ``--privileged`` fails here). Before the first start it writes ``/etc/sandbox/node.sh``, the
   "config drive": the keypair's public key for the image's login user (Glance property
-  ``os_admin_user``, else ``core``). Each port then becomes an interface (see ``nodenet``); the
+  ``os_admin_user``, else ``core``), and the sandbox registry's CA as
+  ``/etc/docker/certs.d/<registry>/ca.crt`` (options ``registry`` and ``registry_ca_file``), so that
+  the node's Docker engine pulls from the registry over TLS with no daemon option. Nodes get
+  ``/dev/fuse`` (FUSE mounts: ceph-fuse, glusterfs). Each port then becomes an interface (see ``nodenet``); the
   primary one, ``eth0``, gets its fixed IPs and default route as cloud-init would configure them.
   The server turns ACTIVE once sshd listens in the node.
 * **Flavor limits, scaled.** Bare-metal flavors describe 32-64-core, 128-512 GiB machines; the
@@ -67,6 +70,10 @@ OPTS = [
     cfg.IntOpt("boot_timeout", default=60, help="Seconds to wait for sshd in a new node."),
     cfg.FloatOpt("cpu_divisor", default=32.0, help="Flavor vCPUs per CPU of the host given to a node."),
     cfg.FloatOpt("memory_divisor", default=128.0, help="Flavor MiB per MiB of the host given to a node."),
+    cfg.StrOpt("registry", default="",
+               help="The sandbox's image registry as host:port; nodes trust registry_ca_file for it."),
+    cfg.StrOpt("registry_ca_file", default="",
+               help="CA certificate of the registry, written into every node's /etc/docker/certs.d/<registry>/."),
     cfg.StrOpt("require_zone", default="",
                help="When set, refuse (so that Nova reschedules elsewhere) builds whose request named no "
                     "availability zone: servers that do not ask for this host's zone stay on the others."),
@@ -110,16 +117,43 @@ def node_script(user, public_key):
     return "\n".join(lines) + "\n"
 
 
-def _tar_of(path, text):
+def registry_ca_files(registry, ca_file):
+    """The node's Docker trust for the sandbox's registry: {path in the node: CA text} (empty when unset)."""
+    if not registry or not ca_file:
+        return {}
+    try:
+        with open(ca_file) as handle:
+            ca = handle.read()
+    except OSError as error:
+        raise exception.InstanceDeployFailure(
+            reason=f"the registry's CA {ca_file} is missing ({error}); run `container-infra sandbox up`") from error
+    return {f"/etc/docker/certs.d/{registry}/ca.crt": ca}
+
+
+def node_devices(exists=os.path.exists):
+    """Host devices a node gets: /dev/fuse for FUSE mounts (ceph-fuse, glusterfs), where the host has it."""
+    return ["/dev/fuse:/dev/fuse:rwm"] if exists("/dev/fuse") else []
+
+
+def _tar_of(files):
+    """A tar of {absolute path: text} for put_archive at /, with each file's directories (0755)."""
     buffer = io.BytesIO()
-    data = text.encode()
+    directories = set()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        directory = tarfile.TarInfo(os.path.dirname(path).lstrip("/"))
-        directory.type, directory.mode = tarfile.DIRTYPE, 0o755
-        tar.addfile(directory)
-        info = tarfile.TarInfo(path.lstrip("/"))
-        info.size, info.mode = len(data), 0o644
-        tar.addfile(info, io.BytesIO(data))
+        for path, text in files.items():
+            parts = path.strip("/").split("/")[:-1]
+            # Every directory below the top one (etc): Docker would make missing ones, but not say their mode.
+            for depth in range(2, len(parts) + 1):
+                name = "/".join(parts[:depth])
+                if name not in directories:
+                    directories.add(name)
+                    directory = tarfile.TarInfo(name)
+                    directory.type, directory.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(directory)
+            data = text.encode()
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 
@@ -181,6 +215,9 @@ class SandboxDockerDriver(SandboxFakeDriver):
             raise exception.InstanceDeployFailure(
                 reason=f"node image {CONF.sandbox_docker.image} is missing; run "
                        "`container-infra sandbox image build`") from error
+        # The "config drive": the login user's key, and the registry's CA for the node's Docker engine.
+        files = {"/etc/sandbox/node.sh": node_script(self._login_user(image_meta), instance.key_data)}
+        files.update(registry_ca_files(CONF.sandbox_docker.registry, CONF.sandbox_docker.registry_ca_file))
         created = time.monotonic()
         old = self._container(instance.uuid)
         if old is not None:
@@ -200,6 +237,7 @@ class SandboxDockerDriver(SandboxFakeDriver):
             cap_add=["ALL"],
             cap_drop=["SYS_RESOURCE"],
             security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+            devices=node_devices(),
             nano_cpus=int(cpus * 1e9),
             mem_limit=f"{memory}m",
             # dockerd in the node keeps its images off the overlay file system of the node itself.
@@ -207,8 +245,7 @@ class SandboxDockerDriver(SandboxFakeDriver):
             tmpfs={"/run": "exec", "/tmp": "exec"},
             detach=True,
         )
-        container.put_archive("/", _tar_of("/etc/sandbox/node.sh",
-                                           node_script(self._login_user(image_meta), instance.key_data)))
+        container.put_archive("/", _tar_of(files))
         LOG.info("Created node container %s (%s CPUs, %s MiB) in %.1f s", container.name, cpus, memory,
                  time.monotonic() - created, instance=instance)
         return container

@@ -9,6 +9,7 @@ import time
 import click
 
 from container_infra.sandbox.fault_cli import fault
+from container_infra.sandbox.images_cli import images
 from container_infra.sandbox.layout import Layout
 
 
@@ -149,6 +150,7 @@ def image_build(force: bool) -> None:
 
 
 sandbox.add_command(fault)
+sandbox.add_command(images)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ the config drive, and the floating IP forwarder's plan and namespace-crossing co
 Runs with the services' interpreter (``make plugin-tests``); nothing here needs Docker.
 """
 
+import io
 import os
 import socket
+import tarfile
 import threading
 import types
 from unittest import mock
@@ -152,3 +154,61 @@ def test_a_node_that_cannot_come_back_marks_its_server_not_the_host():
     driver._create.side_effect = RuntimeError("image missing")
     with pytest.raises(exception.VirtualInterfacePlugException, match="image missing"):
         driver.plug_vifs(server(), [vif()])
+
+
+def test_nodes_get_dev_fuse_where_the_host_has_it():
+    assert nova_docker.node_devices(lambda path: path == "/dev/fuse") == ["/dev/fuse:/dev/fuse:rwm"]
+    assert nova_docker.node_devices(lambda path: False) == []
+
+
+def test_config_drive_carries_the_registry_ca_for_the_nodes_docker(tmp_path):
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nsandbox\n-----END CERTIFICATE-----\n")
+    files = nova_docker.registry_ca_files("10.80.0.2:5000", str(ca))
+    assert files == {"/etc/docker/certs.d/10.80.0.2:5000/ca.crt": ca.read_text()}
+    assert nova_docker.registry_ca_files("", str(ca)) == {}
+    assert nova_docker.registry_ca_files("10.80.0.2:5000", "") == {}
+    with pytest.raises(exception.InstanceDeployFailure, match="sandbox up"):
+        nova_docker.registry_ca_files("10.80.0.2:5000", str(tmp_path / "missing.crt"))
+
+
+def test_config_drive_tar_holds_each_file_and_its_directories():
+    data = nova_docker._tar_of({"/etc/sandbox/node.sh": "echo hi\n",
+                                "/etc/docker/certs.d/10.80.0.2:5000/ca.crt": "CA\n"})
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = {member.name: member for member in tar.getmembers()}
+        assert tar.extractfile(members["etc/docker/certs.d/10.80.0.2:5000/ca.crt"]).read() == b"CA\n"
+        assert tar.extractfile(members["etc/sandbox/node.sh"]).read() == b"echo hi\n"
+    for directory in ("etc/sandbox", "etc/docker", "etc/docker/certs.d", "etc/docker/certs.d/10.80.0.2:5000"):
+        assert members[directory].isdir() and members[directory].mode == 0o755
+    # /etc itself is left as the image has it.
+    assert "etc" not in members
+
+
+def test_a_new_node_gets_dev_fuse_and_the_registry_ca(tmp_path):
+    ca = tmp_path / "ca.crt"
+    ca.write_text("CA\n")
+    driver = nova_docker.SandboxDockerDriver.__new__(nova_docker.SandboxDockerDriver)
+    driver._docker = mock.Mock()
+    driver._docker.containers.get.side_effect = nova_docker.docker_errors.NotFound("none")
+    container = driver._docker.containers.create.return_value
+    instance = types.SimpleNamespace(
+        uuid="i-1", name="instance-1", hostname="node-1", display_name="node-1", key_data="ssh-ed25519 AAAA k",
+        metadata={}, flavor=types.SimpleNamespace(vcpus=32, memory_mb=131072))
+    conf = nova_docker.CONF
+    conf.set_override("registry", "10.80.0.2:5000", group="sandbox_docker")
+    conf.set_override("registry_ca_file", str(ca), group="sandbox_docker")
+    try:
+        with mock.patch.object(nova_docker, "node_devices", return_value=["/dev/fuse:/dev/fuse:rwm"]):
+            driver._create(instance, None)
+    finally:
+        conf.clear_override("registry", group="sandbox_docker")
+        conf.clear_override("registry_ca_file", group="sandbox_docker")
+    kwargs = driver._docker.containers.create.call_args.kwargs
+    assert kwargs["devices"] == ["/dev/fuse:/dev/fuse:rwm"]
+    assert kwargs["network_mode"] == "none"
+    path, archive = container.put_archive.call_args.args
+    assert path == "/"
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        assert tar.extractfile("etc/docker/certs.d/10.80.0.2:5000/ca.crt").read() == b"CA\n"
+        assert b"authorized_keys" in tar.extractfile("etc/sandbox/node.sh").read()

@@ -59,6 +59,10 @@ def test_image_tag_follows_the_recipe(monkeypatch):
 def test_image_recipe_has_what_nodes_need():
     for package in ("openssh-server", "python3", "sudo", "iproute2", "iputils-ping", "docker.io"):
         assert package in nodeimage.PACKAGES
+    # FUSE clients of the shared file systems (nodes get /dev/fuse), without Ceph's daemons.
+    for package in ("ceph-fuse", "glusterfs-client", "fuse3"):
+        assert package in nodeimage.PACKAGES
+    assert not [package for package in nodeimage.PACKAGES if package in ("ceph", "ceph-mon", "ceph-osd", "ceph-common")]
     assert set(nodeimage.USERS) == {"core", "ubuntu"}
     assert "NOPASSWD:ALL" in nodeimage.SETUP_SCRIPT
     assert "exec /usr/sbin/sshd -D" in nodeimage.INIT_SCRIPT

@@ -2,8 +2,10 @@
 
 The sandbox's servers are Docker containers (see ``container_infra_sandbox.nova_docker``); this is
 the machine they boot. It holds openssh-server, python3, sudo, iproute2, iputils-ping and a Docker
-engine (docker.io) of its own, and the login users of the sandbox's Glance images (``core`` for the
-Fedora CoreOS-like image, ``ubuntu`` for the Ubuntu-like one), each with passwordless sudo.
+engine (docker.io) of its own, the FUSE clients of the shared file systems (ceph-fuse,
+glusterfs-client, fuse3; the compute driver gives nodes ``/dev/fuse``), and the login users of the
+sandbox's Glance images (``core`` for the Fedora CoreOS-like image, ``ubuntu`` for the Ubuntu-like
+one), each with passwordless sudo.
 
 The Debian mirror and suite come from this machine's own apt configuration
 (``/etc/apt/sources.list`` and ``/etc/apt/sources.list.d/``), so no host name is written here. The
@@ -45,6 +47,12 @@ PACKAGES = (
     "ca-certificates",
     "procps",
     "less",
+    # FUSE mounts of the shared file systems (the kernel has no ceph module here). ceph-fuse brings
+    # librados, not Ceph's daemons; glusterfs-client brings glusterfs-common, whose attr and xfsprogs a
+    # Gluster server run in the node (the registry's glusterfs image) uses for its bricks too.
+    "ceph-fuse",
+    "glusterfs-client",
+    "fuse3",
 )
 USERS = ("core", "ubuntu")
 
