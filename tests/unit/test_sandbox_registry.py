@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import ipaddress
 import json
 import socket
 import ssl
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from container_infra.sandbox import configs, manager, registry, supervisor
-from container_infra.sandbox.layout import REGISTRY_PORT, STORAGE_SERVICE_ADDRESS, Layout
+from container_infra.sandbox.layout import REGISTRY_PORT, STORAGE_CIDR, STORAGE_SERVICE_ADDRESS, Layout
 
 SECRETS = {name: f"pw-{name}" for name in ["database", "rabbit", "admin", "demo", "heat_domain_admin"]} | {
     f"service_{user}": f"pw-{user}" for user in configs.SERVICE_USERS
@@ -28,6 +29,8 @@ def layout(tmp_path) -> Layout:
 def test_registry_listens_on_the_storage_address_only_over_tls(layout):
     config = yaml.safe_load(registry.render_config(layout))
     assert config["http"]["addr"] == f"{STORAGE_SERVICE_ADDRESS}:{REGISTRY_PORT}" == registry.REGISTRY
+    # The storage network's service address: on a bridge of the sandbox's own, never a host address.
+    assert ipaddress.ip_address(STORAGE_SERVICE_ADDRESS) in ipaddress.ip_network(STORAGE_CIDR)
     # No debug listener (pprof, metrics) at all, and no other address.
     assert "debug" not in config["http"]
     assert config["http"]["tls"] == {"certificate": str(layout.etc / "registry" / "server.crt"),
