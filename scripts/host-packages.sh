@@ -12,6 +12,12 @@ command -v ip >/dev/null || need+=(iproute2)
 # The sandbox's Docker-backed nodes: a Docker engine, and debootstrap to build their image.
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+# The sandbox's image registry (the nodes pull the images the toolkit's roles run from it).
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+# The sandbox's storage: a single-node Ceph, its CLI and FUSE client, and Manila's rados binding.
+for pkg in ceph-mon ceph-mgr ceph-osd ceph-mds ceph-common ceph-fuse python3-rados; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
+done
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
 echo "installing Debian packages: ${need[*]}" >&2
@@ -19,4 +25,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts these daemons on install; the sandbox runs its own, on loopback, with its own data.
-for service in mariadb rabbitmq-server; do $SUDO service "$service" stop >/dev/null 2>&1 || true; done
+for service in mariadb rabbitmq-server docker-registry; do $SUDO service "$service" stop >/dev/null 2>&1 || true; done

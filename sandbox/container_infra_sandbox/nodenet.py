@@ -2,10 +2,12 @@
 
 Pure naming and command building (unit-tested without root), plus thin helpers that run ``ip``.
 Interface names are at most 15 characters: ``sbx-b`` + 10 hex digits of the network id for a
-bridge, ``sbx-v`` + 10 hex digits of the port id for the host end of a port's veth pair (``sbx-t``
+bridge (container_infra.sandbox.storagenet follows the same rule for the storage network's bridge),
+``sbx-v`` + 10 hex digits of the port id for the host end of a port's veth pair (``sbx-t``
 for the node's end until it is renamed ``ethN`` inside the node). Bridges carry no IP address
 (IPv6 is switched off on them), so nothing on them is routed off the machine: two nodes on one
-network reach each other, and nothing else.
+network reach each other, and nothing else; the one exception is the storage network's bridge,
+which carries the address of the sandbox's storage services (Ceph, the registry) and is kept.
 """
 
 from __future__ import annotations
@@ -136,8 +138,13 @@ def unplug(pid: int | None, vif) -> None:
 def remove_bridge_if_unused(network_id: str) -> None:
     name = bridge_name(network_id)
     brif = Path(f"/sys/class/net/{name}/brif")
-    if brif.exists() and not any(brif.iterdir()):
+    if brif.exists() and not any(brif.iterdir()) and not _has_address(name):
         _run(["ip", "link", "del", name], check=False)
+
+
+def _has_address(name: str) -> bool:
+    """A bridge with an address is the sandbox's own (the storage network's services): it stays."""
+    return bool(_run(["ip", "-o", "-4", "addr", "show", "dev", name], check=False).stdout.strip())
 
 
 def listening_on(pid: int, port: int) -> bool:

@@ -96,13 +96,14 @@ def prepare_rabbitmq(layout: Layout, secrets: dict[str, str]) -> None:
         cookie.chmod(0o400)
 
 
-def wait_for_port(port: int, name: str, timeout: float, failed: Callable[[], str | None]) -> None:
-    """Wait until something accepts connections on 127.0.0.1:port, with backoff."""
+def wait_for_port(port: int, name: str, timeout: float, failed: Callable[[], str | None],
+                  host: str = "127.0.0.1") -> None:
+    """Wait until something accepts connections on host:port, with backoff."""
     deadline = time.monotonic() + timeout
     delay = 0.1
     while True:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return
         except OSError:
             pass
@@ -110,7 +111,7 @@ def wait_for_port(port: int, name: str, timeout: float, failed: Callable[[], str
         if problem:
             raise RuntimeError(f"{name} did not start: {problem}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{name} did not answer on 127.0.0.1:{port} within {timeout:.0f} s")
+            raise RuntimeError(f"{name} did not answer on {host}:{port} within {timeout:.0f} s")
         time.sleep(delay)
         delay = min(delay * 1.5, 2.0)
 

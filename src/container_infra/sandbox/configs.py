@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from io import StringIO
 from pathlib import Path
 
+from container_infra.sandbox import ceph, registry
 from container_infra.sandbox.layout import (
     APIS,
     APIS_BY_NAME,
@@ -48,7 +49,7 @@ RABBIT_USER = "openstack"
 SERVICE_USERS = ("glance", "placement", "nova", "neutron", "heat", "magnum", "manila")
 
 # The provider networks' physical networks and their largest MTU.
-PHYSNET_MTUS = {"public": 1500, "hte": 9000, "lln": 65520}
+PHYSNET_MTUS = {"public": 1500, "hte": 9000, "lln": 65520, "storage": 9000}
 
 
 def db_url(secrets: Mapping[str, str], database: str) -> str:
@@ -218,7 +219,13 @@ def nova_compute_docker(layout: Layout, secrets: Mapping[str, str]) -> Sections:
         }
     )
     sections["oslo_concurrency"] = {"lock_path": str(layout.run / "lock" / "nova-docker")}
-    sections["sandbox_docker"] = {"image": f"{IMAGE_REPOSITORY}:latest"}
+    sections["sandbox_docker"] = {
+        "image": f"{IMAGE_REPOSITORY}:latest",
+        # Every node's Docker engine trusts the sandbox's registry: the driver writes this CA into the
+        # node's /etc/docker/certs.d/<registry>/ca.crt before its first start.
+        "registry": registry.REGISTRY,
+        "registry_ca_file": str(registry.ca_path(layout)),
+    }
     return sections
 
 
@@ -355,11 +362,16 @@ def manila(layout: Layout, secrets: Mapping[str, str]) -> Sections:
         {
             "database": {"connection": db_url(secrets, "manila")},
             "keystone_authtoken": _authtoken(secrets, "manila"),
+            # Manila's own CephFS native driver against the sandbox's real Ceph (ceph.py).
             "cephfsnative": {
-                "share_driver": "container_infra_sandbox.manila_cephfs.CephFSNativeEmulatedDriver",
+                "share_driver": "manila.share.drivers.cephfs.driver.CephFSDriver",
                 "share_backend_name": "CEPHFS",
                 "driver_handles_share_servers": "false",
-                "sandbox_share_root": str(layout.data / "shares"),
+                "cephfs_protocol_helper_type": "CEPHFS",
+                "cephfs_conf_path": str(ceph.conf_path(layout)),
+                "cephfs_cluster_name": "ceph",
+                "cephfs_auth_id": ceph.MANILA_AUTH_ID,
+                "cephfs_filesystem_name": ceph.FS_NAME,
             },
             "oslo_policy": {"enforce_scope": "false", "enforce_new_defaults": "false"},
             "quota": {"shares": "-1", "gigabytes": "-1", "snapshots": "-1", "share_networks": "-1"},
@@ -451,4 +463,6 @@ def write_all(layout: Layout, secrets: Mapping[str, str]) -> list[Path]:
     proxy = layout.etc / "faultproxy.json"
     if _write_private(proxy, json.dumps(fault_proxy_config(layout), indent=2)):
         changed.append(proxy)
+    changed += ceph.write_conf(layout)
+    changed += registry.write_files(layout)
     return changed

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from container_infra.sandbox import ceph
 from container_infra.sandbox.layout import Layout
 
 DEBIAN_PACKAGES = {
@@ -22,6 +23,10 @@ DEBIAN_PACKAGES = {
     # The Docker-backed nodes: the engine, and debootstrap for the node image.
     "/usr/sbin/dockerd": "docker.io",
     "/usr/sbin/debootstrap": "debootstrap",
+    # The image registry the nodes pull from (registry.py).
+    "/usr/bin/docker-registry": "docker-registry",
+    # The storage services (ceph.py): Ceph's daemons, its CLI, and Manila's rados binding.
+    **ceph.DEBIAN_PACKAGES,
 }
 
 # The services and what runs them; versions come from sandbox/constraints.txt.
@@ -66,7 +71,8 @@ def install_debian_packages(report: Report) -> None:
         env=env,
         stdout=subprocess.DEVNULL,
     )
-    for service in ("mariadb", "rabbitmq-server"):
+    # Debian's docker-registry service would listen on every address (:5000): the sandbox runs its own.
+    for service in ("mariadb", "rabbitmq-server", "docker-registry"):
         subprocess.run(["service", service, "stop"], check=False, capture_output=True)
 
 

@@ -56,6 +56,16 @@ RABBIT_PORT = 25671
 RABBIT_DIST_PORT = 25681
 EPMD_PORT = 24369
 
+# The storage network: a provider network of the seed (sandbox/seed.yaml, `storage`) whose bridge the
+# sandbox owns and on which the sandbox's site services listen, as a real site's Ceph monitors and
+# image registry sit on a network the nodes are plugged into. The address is outside the subnet's
+# allocation pool, so Neutron never hands it to a port; the sandbox puts it on the network's bridge.
+STORAGE_NETWORK = "storage"
+STORAGE_CIDR = "10.80.0.0/24"
+STORAGE_SERVICE_ADDRESS = "10.80.0.2"
+CEPH_MON_PORTS = (3300, 6789)
+REGISTRY_PORT = 5000
+
 
 def checkout_root() -> Path:
     """The repository checkout this package runs from (editable install)."""

@@ -12,8 +12,28 @@ from dataclasses import dataclass
 
 import requests
 
-from container_infra.sandbox import bootstrap, clouds, configs, install, nodeimage, nodes, seed
-from container_infra.sandbox.layout import APIS, FAULT_ADMIN_PORT, MARIADB_PORT, RABBIT_PORT, Layout
+from container_infra.sandbox import (
+    bootstrap,
+    ceph,
+    clouds,
+    configs,
+    install,
+    nodeimage,
+    nodes,
+    registry,
+    seed,
+    storagenet,
+)
+from container_infra.sandbox.layout import (
+    APIS,
+    CEPH_MON_PORTS,
+    FAULT_ADMIN_PORT,
+    MARIADB_PORT,
+    RABBIT_PORT,
+    REGISTRY_PORT,
+    STORAGE_SERVICE_ADDRESS,
+    Layout,
+)
 from container_infra.sandbox.supervisor import Supervisor, kill_strays, programs, sandbox_pids, supervisord_alive
 
 Report = Callable[[str], None]
@@ -94,6 +114,7 @@ def _up(layout: Layout, report: Report) -> dict[str, float]:
     install.install_debian_packages(report)
     install.ensure_venv(layout, report)
     install.ensure_nova_driver_shim(layout)
+    ceph.ensure_rados_in_venv(layout)
     nodeimage.ensure_dockerd(layout.log, report)
     nodeimage.build(report)
     phase("install")
@@ -101,6 +122,8 @@ def _up(layout: Layout, report: Report) -> dict[str, float]:
     bootstrap.prepare_dirs(layout)
     secrets = bootstrap.load_or_create_secrets(layout)
     changed = configs.write_all(layout, secrets)
+    # This machine's Docker pushes the sandbox's images to its registry over TLS.
+    registry.trust_on_host(registry.ca_path(layout))
     bootstrap.prepare_mariadb(layout)
     bootstrap.prepare_rabbitmq(layout, secrets)
     supervisor = Supervisor(layout)
@@ -149,13 +172,40 @@ def _up(layout: Layout, report: Report) -> dict[str, float]:
     seed_data = seed.load_seed(layout.source / "seed.yaml")
     passwords = {"admin": secrets["admin"], "demo": secrets["demo"]}
     seed.apply_seed(conn, seed_data, passwords, report)
+    phase("seed")
+
+    _start_storage(conn, supervisor, layout, report)
+    phase("storage")
+
     _wait_for_compute_and_shares(conn, supervisor, layout)
     nodes.ensure_zones(conn, report)
     nodes.reconcile_containers(conn, report)
     path = clouds.write_clouds(passwords)
     report(f"clouds.yaml entries 'sandbox' and 'sandbox-admin' are in {path}")
-    phase("seed")
+    phase("nodes")
     return timings
+
+
+def _start_storage(conn, supervisor: Supervisor, layout: Layout, report: Report) -> None:
+    """The storage network's address, then Ceph (made once), then what serves from it (phase 3)."""
+    storagenet.ensure_service_address(conn)
+    ceph.prepare_mon(layout, report)
+    supervisor.start("ceph-mon")
+    mon_failed = _program_failed(supervisor, layout, "ceph-mon")
+    bootstrap.wait_for_port(CEPH_MON_PORTS[0], "ceph-mon", 60, mon_failed, host=STORAGE_SERVICE_ADDRESS)
+    ceph.prepare_daemons(layout)
+    daemons = [program.name for program in programs(layout)
+               if program.phase == 3 and program.name not in ("ceph-mon", "manila-share")]
+    supervisor.start(*daemons)
+    ceph.ensure_filesystem(layout)
+
+    def failed() -> str | None:
+        return next(filter(None, (_program_failed(supervisor, layout, name)() for name in daemons)), None)
+
+    ceph.wait_ready(layout, failed)
+    bootstrap.wait_for_port(REGISTRY_PORT, "registry", 30, _program_failed(supervisor, layout, "registry"),
+                            host=STORAGE_SERVICE_ADDRESS)
+    supervisor.start("manila-share")
 
 
 def programs_reading(layout: Layout, files) -> list[str]:
@@ -228,6 +278,9 @@ def status(layout: Layout) -> list[ServiceStatus]:
     urls["fault-proxy"] = f"http://127.0.0.1:{FAULT_ADMIN_PORT}"
     urls["mariadb"] = f"mysql://127.0.0.1:{MARIADB_PORT}"
     urls["rabbitmq"] = f"amqp://127.0.0.1:{RABBIT_PORT}"
+    urls["registry"] = f"https://{registry.REGISTRY}"
+    for name in ("ceph-mon", "ceph-mgr", "ceph-osd", "ceph-mds"):
+        urls[name] = f"ceph://{STORAGE_SERVICE_ADDRESS}:{CEPH_MON_PORTS[0]}"
     result = []
     for program in programs(layout):
         state, detail = states.get(program.name, ("STOPPED", "supervisord is not running"))
@@ -252,6 +305,7 @@ def _reset(layout: Layout) -> None:
         elif path.exists():
             path.unlink()
     clouds.remove_clouds()
+    registry.untrust_on_host()
 
 
 def log_path(layout: Layout, service: str):

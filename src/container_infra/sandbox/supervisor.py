@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 
+from container_infra.sandbox import ceph, registry
 from container_infra.sandbox.layout import (
     APIS_BY_NAME,
     EPMD_PORT,
@@ -36,7 +37,7 @@ MARKER_ENV = "CONTAINER_INFRA_SANDBOX_DIR"
 class Program:
     name: str
     command: list[str]
-    # Start phase: 0 infrastructure, 1 keystone, 2 everything else.
+    # Start phase: 0 infrastructure, 1 keystone, 2 the OpenStack services, 3 storage (after the seed).
     phase: int
     env: dict[str, str] = field(default_factory=dict)
     stopwaitsecs: int = 15
@@ -143,7 +144,23 @@ def programs(layout: Layout) -> list[Program]:
         Program("magnum-conductor", _oslo(layout, "magnum-conductor", "magnum/magnum.conf"), phase=2),
         Program("manila-api", _gunicorn(layout, "manila", "manila"), phase=2),
         Program("manila-scheduler", _oslo(layout, "manila-scheduler", "manila/manila.conf"), phase=2),
-        Program("manila-share", _oslo(layout, "manila-share", "manila/manila.conf"), phase=2),
+        # Phase 3: after the seed, once the storage network's bridge carries the service address
+        # the Ceph daemons bind to (manager._start_storage); manila-share's CephFS driver needs Ceph.
+        *_ceph_programs(layout),
+        Program("manila-share", _oslo(layout, "manila-share", "manila/manila.conf"), phase=3),
+        # Phase 3 too: the image registry listens on the storage network's service address only
+        # (registry.py), which exists once the manager has put it on the storage bridge.
+        Program("registry", registry.command(layout), phase=3),
+    ]
+
+
+def _ceph_programs(layout: Layout) -> list[Program]:
+    """The Ceph daemons in the foreground (-f), as systemd and cephadm run them; stderr to their log."""
+    conf = str(ceph.conf_path(layout))
+    return [
+        Program(f"ceph-{kind}", [f"/usr/bin/ceph-{kind}", "-f", "--conf", conf, "-i", ident], phase=3,
+                stopwaitsecs=30)
+        for kind, ident in (("mon", ceph.MON_ID), ("mgr", ceph.MGR_ID), ("osd", "0"), ("mds", ceph.MDS_ID))
     ]
 
 
