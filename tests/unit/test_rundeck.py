@@ -401,6 +401,54 @@ def _set(data: dict, path: str, value) -> dict:
     return data
 
 
+DOCUMENTED_SHAPES = """
+- name: minimal
+  description: ''
+  loglevel: INFO
+  sequence:
+    commands:
+      - exec: uptime
+- name: every documented part
+  group: ops/nightly
+  uuid: 0b7c1a52-9a51-4c2b-8f6e-3d1f0e9a7c11
+  multipleExecutions: true
+  timeout: 6h 30m
+  retry: {retry: '${option.retries}', delay: 1h}
+  loglimit: 100MB
+  loglimitAction: truncate
+  schedule: {time: {hour: '05', minute: '01', seconds: '0'}, month: '*', year: '*', weekday: {day: MON}}
+  nodefilters:
+    dispatch: {threadcount: 2, keepgoing: false, excludePrecedence: true, rankOrder: descending}
+    filter: 'tags: web !os-family: windows'
+  notification:
+    onfailure: {recipients: ops@example.org}
+    onsuccess:
+      plugin: [{type: a-plugin, configuration: {k: v}}]
+  plugins: {ExecutionLifecycle: {some-plugin: {}}}
+  options:
+    retries: {value: '1', regex: '^[0-9]$'}
+    hosts: {values: [a, b], multivalued: true, delimiter: ','}
+  sequence:
+    keepgoing: true
+    strategy: step-first
+    commands:
+      - script: echo @option.retries@
+        args: one two
+        scriptInterpreter: bash -x
+        interpreterArgsQuoted: false
+        errorhandler: {exec: 'true', keepgoingOnSuccess: true}
+      - scriptfile: /srv/x.sh
+      - jobref: {group: ops, name: other, args: -a 1, nodeStep: 'true', nodefilters: {filter: 'name: x'}}
+      - nodeStep: false
+        type: some-workflow-step
+        configuration: {key: value}
+"""
+
+
+def test_the_schema_takes_the_shapes_rundeck_documents():
+    assert rundeck.schema_errors(yaml.safe_load(DOCUMENTED_SHAPES)) == []
+
+
 @pytest.mark.parametrize("path, value", [
     ("nodeFilters", {"filter": "x"}),                                    # a misspelt job key
     ("loglevel", "TRACE"),
