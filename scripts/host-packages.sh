@@ -26,3 +26,6 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts these daemons on install; the sandbox runs its own, on loopback, with its own data.
 for service in mariadb rabbitmq-server docker-registry; do $SUDO service "$service" stop >/dev/null 2>&1 || true; done
+# rabbitmq-server's install scripts leave an epmd of their own on every address (:4369); the sandbox's
+# RabbitMQ runs its own epmd on loopback.
+if [[ " ${need[*]} " == *" rabbitmq-server "* ]]; then $SUDO epmd -kill >/dev/null 2>&1 || true; fi

@@ -1,8 +1,9 @@
-"""The sandbox's real storage: Ceph, Manila's own CephFS driver on it, and nodes that mount its shares.
+"""The sandbox's real storage and registry: Ceph, Manila's own CephFS driver on it, nodes that mount its
+shares, and nodes that pull the sandbox's images.
 
 Two Docker-backed nodes are booted once for the file; each gets a port on the storage network through
 the toolkit's own attachment (os_server_interface), the way a cluster's nodes get theirs from the
-spec's `networks`, and mounts shares with ceph-fuse over it.
+spec's `networks`, mounts shares with ceph-fuse over it and pulls from the registry on it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from ansible_runner import ansible_module
 from cluster_access import ssh, wait_ssh
 from test_docker_nodes import boot, delete, with_floating_ip
 
-from container_infra.sandbox import ceph
-from container_infra.sandbox.layout import STORAGE_NETWORK, STORAGE_SERVICE_ADDRESS
+from container_infra.sandbox import ceph, images, registry
+from container_infra.sandbox.layout import STORAGE_CIDR, STORAGE_NETWORK, STORAGE_SERVICE_ADDRESS
 
 GIB = 1024**3
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -71,7 +72,8 @@ def storage_nodes(sandbox, osc, ssh_keypair):
     names = [f"stor-{key_name[-8:]}-a", f"stor-{key_name[-8:]}-b"]
     addresses = []
     try:
-        boot(osc, names, key_name)
+        # The nodes run their own dockerd (metadata sandbox_dockerd), to pull from the registry.
+        boot(osc, names, key_name, properties={"sandbox_dockerd": "true"})
         attached = ansible_module("os_server_interface", {
             "cloud": "sandbox", "servers": names, "interfaces": [{"network": STORAGE_NETWORK}],
             "poll_interval": 1})
@@ -204,3 +206,42 @@ def test_two_nodes_share_files_within_the_quota_and_only_with_their_key(sandbox,
             umount(node, "/mnt/other")
         osc.run("share", "delete", "--wait", unique_name, check=False)
         osc.run("share", "delete", "--wait", other, check=False)
+
+
+def wait_docker(node) -> None:
+    wait_for(lambda: node_run(node, "docker info >/dev/null 2>&1", check=False).returncode == 0,
+             f"dockerd on {node['name']}", timeout=60)
+
+
+def test_nodes_pull_from_the_registry_and_a_swarm_service_runs_it_everywhere(sandbox, storage_nodes):
+    image = images.image_name("base")
+    images.build(["base"], print, registry.ca_path(sandbox))
+    first, second = storage_nodes
+    for node in storage_nodes:
+        wait_docker(node)
+    # Over verified TLS: the node trusts the sandbox's registry CA, and nothing else was configured.
+    pulled = node_run(first, f"docker pull -q {image} && docker run --rm {image} cat /etc/debian_version")
+    assert re.search(r"^\d+\.\d+$", pulled.stdout.strip().splitlines()[-1]), pulled.stdout
+    assert "insecure" not in node_run(first, "docker info --format '{{json .RegistryConfig}}'").stdout.lower() \
+        .replace('"insecureregistrycidrs":["127.0.0.0/8"]', "")
+
+    storage_ip = node_run(first, f"ip -4 -o addr show to {STORAGE_CIDR}").stdout.split()[3].split("/")[0]
+    service = "registry-probe"
+    try:
+        node_run(first, f"docker swarm init --advertise-addr {storage_ip} >/dev/null")
+        token = node_run(first, "docker swarm join-token -q worker").stdout.strip()
+        node_run(second, f"docker swarm join --token {token} {storage_ip}:2377 >/dev/null")
+        node_run(first, f"docker service create -d --quiet --mode global --name {service} {image} sleep 600")
+
+        def running() -> set[str] | None:
+            out = node_run(first, f"docker service ps {service} --filter desired-state=running "
+                                  "--format '{{.Node}} {{.CurrentState}}'").stdout
+            nodes = {line.split()[0] for line in out.splitlines() if " Running " in f" {line} "}
+            return nodes if len(nodes) == 2 else None
+
+        assert wait_for(running, "the global service on both nodes", timeout=120) == {
+            node_run(node, "hostname").stdout.strip() for node in storage_nodes}
+    finally:
+        node_run(first, f"docker service rm {service} >/dev/null 2>&1; true", check=False)
+        node_run(second, "docker swarm leave --force >/dev/null 2>&1; true", check=False)
+        node_run(first, "docker swarm leave --force >/dev/null 2>&1; true", check=False)

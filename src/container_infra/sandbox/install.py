@@ -74,6 +74,10 @@ def install_debian_packages(report: Report) -> None:
     # Debian's docker-registry service would listen on every address (:5000): the sandbox runs its own.
     for service in ("mariadb", "rabbitmq-server", "docker-registry"):
         subprocess.run(["service", service, "stop"], check=False, capture_output=True)
+    if "rabbitmq-server" in missing:
+        # Its install scripts leave an epmd of their own on every address (:4369), which this install
+        # started: the sandbox's RabbitMQ runs its own epmd on loopback.
+        subprocess.run(["epmd", "-kill"], check=False, capture_output=True)
 
 
 def venv_digest(layout: Layout) -> str:

@@ -65,6 +65,11 @@ mkdir -p /run/sshd
 # The compute driver's "config drive": the login user's key, written before the first start.
 [ -f /etc/sandbox/node.sh ] && . /etc/sandbox/node.sh
 if [ "${SANDBOX_DOCKERD:-0}" = 1 ]; then
+    # Docker mounts a node's own cgroups read-only; the node's dockerd makes its containers' cgroups below
+    # them (as a real node's systemd lets it), so they are made writable again, here only.
+    awk '$3 == "cgroup" || $3 == "cgroup2" {print $2}' /proc/self/mounts | while read -r mount; do
+        mount -o remount,bind,rw "$mount"
+    done
     mkdir -p /var/log
     nohup dockerd --storage-driver vfs >/var/log/dockerd.log 2>&1 &
 fi

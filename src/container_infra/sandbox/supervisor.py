@@ -88,6 +88,8 @@ def rabbit_env(layout: Layout) -> dict[str, str]:
         "RABBITMQ_NODE_IP_ADDRESS": HOST,
         "RABBITMQ_NODE_PORT": str(RABBIT_PORT),
         "RABBITMQ_DIST_PORT": str(RABBIT_DIST_PORT),
+        # Erlang's distribution listener binds every address unless told otherwise.
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
         "ERL_EPMD_ADDRESS": HOST,
         "ERL_EPMD_PORT": str(EPMD_PORT),
         "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
