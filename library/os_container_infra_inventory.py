@@ -22,7 +22,7 @@ description:
   - With O(path), writes the inventory as YAML (mode 0644, parent directories made) only when its text
     changes; the text has no timestamp, so a re-run with nothing changed reports no change.
   - "Bulk requests only - the cluster, its nodegroups, its Heat stack (two requests, Heat era), ONE server
-    listing (Nova pages it by 50), ONE port listing, one network, one subnet and one image listing (a flavor
+    listing (pages of 1,000 servers), ONE port listing, one network, one subnet and one image listing (a flavor
     listing only when Nova hides the flavors' extra specs) - so the number of requests does not grow with
     the number of nodes beyond the server listing's pages."
   - Supports check mode (says whether the file would change) and diff mode (the file's text before and after).

@@ -21,7 +21,7 @@ import requests
 from ansible_runner import assert_one_clear_sentence
 
 from container_infra.cloud.connection import Cloud
-from container_infra.modules.magnum import read
+from container_infra.magnum import read
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

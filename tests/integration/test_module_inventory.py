@@ -15,7 +15,7 @@ from ansible_runner import BIN, REPO, ansible_module
 
 from container_infra.cloud import Cloud
 from container_infra.inventory import cluster_group
-from container_infra.modules.magnum import read
+from container_infra.magnum import read
 
 ERAS = {"capi": "ubuntu-capi-sandbox", "heat": "fedora-coreos-sandbox"}
 SHAPE_GROUPS = {"masters", "workers", "nodegroup_default_master", "nodegroup_default_worker", "gpu"}

@@ -8,8 +8,8 @@ import datetime
 
 import pytest
 
+from container_infra import magnum as mg
 from container_infra.cloud.module import ModuleFailure
-from container_infra.modules import magnum as mg
 from container_infra.modules import os_container_infra as oci
 from container_infra.modules import os_container_infra_config as occ
 from container_infra.modules import os_container_infra_template as oct_
@@ -89,7 +89,7 @@ def test_bad_parameters_fail_in_one_sentence(overrides, message):
 
 
 def test_labels_are_flattened_to_strings():
-    assert oci.clean_labels("labels", {"a": 1, "b": True, "c": "x", "d": 1.5}) == {
+    assert mg.clean_labels("labels", {"a": 1, "b": True, "c": "x", "d": 1.5}) == {
         "a": "1", "b": "true", "c": "x", "d": "1.5"}
 
 

@@ -225,7 +225,7 @@ def test_duplicate_server_names_ask_for_an_id():
 
 
 def test_id_listings_stay_under_the_request_line_limit():
-    from container_infra.openstack_rest import chunks
+    from container_infra.cloud.rest import chunks
 
     ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(250)]
     groups = list(chunks(ids, "device_id"))

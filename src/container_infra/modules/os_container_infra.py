@@ -6,15 +6,14 @@ ask for; check mode reports it, a real run carries it out step by step, waiting 
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from container_infra import magnum as mg
 from container_infra.cloud.errors import CloudError, classify, explain
 from container_infra.cloud.module import ModuleFailure
 from container_infra.cloud.waiter import wait_for
-from container_infra.modules import magnum as mg
 
 NODEGROUP_SPEC = {
     "name": {"type": "str", "required": True},
@@ -54,7 +53,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "recreate_failed": {"type": "bool", "default": True},
 }
 
-DEFAULT_NODEGROUPS = ("default-master", "default-worker")
+DEFAULT_NODEGROUPS = mg.DEFAULT_NODEGROUPS
 
 # Cluster fields that Magnum cannot change in place: (parameter, cluster field, kind for name/id matching).
 IMMUTABLE = (
@@ -77,24 +76,6 @@ NODEGROUP_IMMUTABLE = (
 
 
 # ---------------------------------------------------------------------------------------- validation
-def _label_value(where: str, key: Any, value: Any) -> str:
-    if not isinstance(key, str) or not key or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-/]*", key):
-        raise ModuleFailure(f"{where} has an invalid key {key!r}: label keys are letters, digits, '_', '.', '-', '/'")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float, str)):
-        return str(value)
-    raise ModuleFailure(
-        f"{where}.{key} must be a string, number or boolean, not a {type(value).__name__}; "
-        "Magnum labels are flat key=value strings")
-
-
-def clean_labels(where: str, labels: dict[str, Any] | None) -> dict[str, str] | None:
-    if labels is None:
-        return None
-    return {key: _label_value(where, key, value) for key, value in labels.items()}
-
-
 def validate(params: dict[str, Any]) -> None:
     """Refuse bad parameters before any cloud call, in one sentence naming the parameter."""
     name = params["name"]
@@ -113,7 +94,7 @@ def validate(params: dict[str, Any]) -> None:
         raise ModuleFailure(f"timeout must be 0 or more seconds, not {params['timeout']}")
     if params.get("poll_interval") is not None and params["poll_interval"] <= 0:
         raise ModuleFailure(f"poll_interval must be more than 0 seconds, not {params['poll_interval']}")
-    clean_labels("labels", params.get("labels"))
+    mg.clean_labels("labels", params.get("labels"))
     seen = set()
     for index, ng in enumerate(params.get("nodegroups") or []):
         where = f"nodegroups[{ng.get('name') or index}]"
@@ -122,7 +103,7 @@ def validate(params: dict[str, Any]) -> None:
         if ng["name"] in seen:
             raise ModuleFailure(f"nodegroups names {ng['name']!r} twice; give each nodegroup once")
         seen.add(ng["name"])
-        if ng["name"] == "default-master":
+        if ng["name"] == mg.DEFAULT_MASTER:
             raise ModuleFailure(
                 "nodegroups cannot manage default-master: the number of masters is master_count, "
                 "fixed when the cluster is created")
@@ -141,15 +122,15 @@ def validate(params: dict[str, Any]) -> None:
                 "min_node_count")
         if count is not None and high is not None and count > high:
             raise ModuleFailure(f"{where}.node_count {count} is above its max_node_count {high}")
-        clean_labels(f"{where}.labels", ng.get("labels"))
-        clean_labels(f"{where}.node_labels", ng.get("node_labels"))
+        mg.clean_labels(f"{where}.labels", ng.get("labels"))
+        mg.clean_labels(f"{where}.node_labels", ng.get("node_labels"))
         for taint in ng.get("node_taints") or []:
             if not isinstance(taint, dict) or not taint.get("key") or taint.get("effect") not in (
                     "NoSchedule", "PreferNoSchedule", "NoExecute"):
                 raise ModuleFailure(
                     f"{where}.node_taints entries need a key and an effect of NoSchedule, PreferNoSchedule "
                     f"or NoExecute, not {taint!r}")
-        if ng["name"] == "default-worker" and params.get("node_count") is not None and \
+        if ng["name"] == mg.DEFAULT_WORKER and params.get("node_count") is not None and \
                 count is not None and count != params["node_count"]:
             raise ModuleFailure(
                 f"node_count {params['node_count']} and nodegroups[default-worker].node_count {count} disagree; "
@@ -208,7 +189,7 @@ def create_body(params: dict[str, Any], template_uuid: str) -> dict[str, Any]:
                        ("docker_volume_size", "docker_volume_size"), ("create_timeout", "create_timeout")):
         if params.get(param) is not None:
             body[key] = params[param]
-    labels = clean_labels("labels", params.get("labels"))
+    labels = mg.clean_labels("labels", params.get("labels"))
     if labels is not None:
         body["labels"] = labels
         body["merge_labels"] = bool(params.get("merge_labels"))
@@ -223,10 +204,10 @@ def nodegroup_body(ng: dict[str, Any]) -> dict[str, Any]:
         if ng.get(param) is not None:
             body[key] = ng[param]
     if ng.get("labels") is not None:
-        body["labels"] = clean_labels("labels", ng["labels"])
+        body["labels"] = mg.clean_labels("labels", ng["labels"])
         body["merge_labels"] = bool(ng.get("merge_labels"))
     if ng.get("node_labels") is not None:
-        body["node_labels"] = clean_labels("node_labels", ng["node_labels"])
+        body["node_labels"] = mg.clean_labels("node_labels", ng["node_labels"])
     if ng.get("node_taints") is not None:
         body["node_taints"] = ng["node_taints"]
     return body
@@ -264,7 +245,7 @@ def plan_cluster(
             plan.before = {"name": name, "status": current.get("status")}
         return plan
 
-    labels = clean_labels("labels", params.get("labels"))
+    labels = mg.clean_labels("labels", params.get("labels"))
     wanted_ngs = params.get("nodegroups")
 
     if current is None or (current.get("status") == "CREATE_FAILED" and params.get("recreate_failed", True)):
@@ -318,15 +299,15 @@ def plan_cluster(
     details = nodegroup_details or {}
     # Magnum's cluster node_count sums every worker nodegroup: the default workers' own count is
     # default-worker's (from the listing); the cluster's total stands in only without a listing.
-    default_worker = {**by_name.get("default-worker", {}), **details.get("default-worker", {})}
-    wanted_default = next((ng for ng in wanted_ngs or [] if ng["name"] == "default-worker"), {})
+    default_worker = {**by_name.get(mg.DEFAULT_WORKER, {}), **details.get(mg.DEFAULT_WORKER, {})}
+    wanted_default = next((ng for ng in wanted_ngs or [] if ng["name"] == mg.DEFAULT_WORKER), {})
     worker_count = params.get("node_count")
     if worker_count is None:
         worker_count = wanted_default.get("node_count")
     current_workers = default_worker.get("node_count") if nodegroups else current.get("node_count")
     loosen, tighten = bounds_patches(default_worker, wanted_default) if nodegroups else ([], [])
     if loosen:
-        plan.actions.append({"action": "nodegroup_update", "nodegroup": "default-worker", "patch": loosen})
+        plan.actions.append({"action": "nodegroup_update", "nodegroup": mg.DEFAULT_WORKER, "patch": loosen})
     if worker_count is not None and current_workers != worker_count:
         low, high = _bounds_after(default_worker, loosen + tighten)
         if low is not None and worker_count < low:
@@ -337,18 +318,18 @@ def plan_cluster(
             raise ModuleFailure(
                 f"node_count {worker_count} is above the max_node_count {high} of nodegroup default-worker of "
                 f"cluster {name}; lower node_count, or raise max_node_count under nodegroups[default-worker]")
-        action = {"action": "resize", "nodegroup": "default-worker", "node_count": worker_count,
+        action = {"action": "resize", "nodegroup": mg.DEFAULT_WORKER, "node_count": worker_count,
                   "from": current_workers}
         if params.get("nodes_to_remove") and worker_count < (current_workers or 0):
             action["nodes_to_remove"] = list(params["nodes_to_remove"])
         plan.actions.append(action)
         plan.before["node_count"], plan.after["node_count"] = current_workers, worker_count
     if tighten:
-        plan.actions.append({"action": "nodegroup_update", "nodegroup": "default-worker", "patch": tighten})
+        plan.actions.append({"action": "nodegroup_update", "nodegroup": mg.DEFAULT_WORKER, "patch": tighten})
     default_bounds = {p["path"].strip("/"): p["value"] for p in loosen + tighten}
     if default_bounds:
-        plan.before["nodegroups"] = {"default-worker": {k: default_worker.get(k) for k in default_bounds}}
-        plan.after["nodegroups"] = {"default-worker": default_bounds}
+        plan.before["nodegroups"] = {mg.DEFAULT_WORKER: {k: default_worker.get(k) for k in default_bounds}}
+        plan.after["nodegroups"] = {mg.DEFAULT_WORKER: default_bounds}
 
     if wanted_ngs is not None:
         ng_before: dict[str, Any] = {}
@@ -371,7 +352,7 @@ def plan_cluster(
                     differences.append(f"{where}.{param} is {existing.get(key)!r}, wanted {wanted!r}")
             detail = {**existing, **details.get(ng["name"], {})}
             for param in ("labels", "node_labels"):
-                wanted = clean_labels(param, ng.get(param))
+                wanted = mg.clean_labels(param, ng.get(param))
                 if wanted is None:
                     continue
                 stored = dict(detail.get(param) or {})
@@ -707,13 +688,13 @@ def _nodegroup_details(magnum, cluster_uuid: str, params: dict[str, Any],
     changes (its bounds decide whether the resize is allowed). None otherwise: a no-change run of
     nodegroups without those fields makes no per-nodegroup call."""
     listed = {ng["name"]: ng for ng in nodegroups}
-    wanted_default = next((ng for ng in params.get("nodegroups") or [] if ng["name"] == "default-worker"), {})
+    wanted_default = next((ng for ng in params.get("nodegroups") or [] if ng["name"] == mg.DEFAULT_WORKER), {})
     worker_count = params.get("node_count")
     if worker_count is None:
         worker_count = wanted_default.get("node_count")
     needed = set()
-    if worker_count is not None and listed.get("default-worker", {}).get("node_count") != worker_count:
-        needed.add("default-worker")
+    if worker_count is not None and listed.get(mg.DEFAULT_WORKER, {}).get("node_count") != worker_count:
+        needed.add(mg.DEFAULT_WORKER)
     for ng in params.get("nodegroups") or []:
         if any(ng.get(k) is not None for k in ("labels", "node_labels", "node_taints", *BOUNDS)):
             needed.add(ng["name"])

@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
+from container_infra import magnum as mg
 from container_infra.cloud.errors import CloudError, explain
 from container_infra.cloud.module import ModuleFailure
-from container_infra.modules import magnum as mg
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "cluster": {"type": "str", "required": True, "aliases": ["name"]},

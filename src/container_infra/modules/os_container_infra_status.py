@@ -14,8 +14,8 @@ import time
 from typing import Any
 
 from container_infra import discovery
+from container_infra import magnum as mg
 from container_infra.cloud.errors import CloudError
-from container_infra.modules import magnum as mg
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "name": {"type": "str", "required": True},

@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from container_infra import magnum as mg
 from container_infra.cloud.errors import CloudError, explain
 from container_infra.cloud.module import ModuleFailure
-from container_infra.modules import magnum as mg
-from container_infra.modules.os_container_infra import clean_labels
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "name": {"type": "str", "required": True},
@@ -98,7 +97,7 @@ def validate(params: dict[str, Any]) -> None:
                             "letters, digits, '_', '.' or '-'")
     if params.get("docker_volume_size") is not None and params["docker_volume_size"] < 1:
         raise ModuleFailure(f"docker_volume_size must be 1 or more, not {params['docker_volume_size']}")
-    clean_labels("labels", params.get("labels"))
+    mg.clean_labels("labels", params.get("labels"))
 
 
 def wanted_fields(params: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +106,7 @@ def wanted_fields(params: dict[str, Any]) -> dict[str, Any]:
         value = params.get(param)
         if value is None:
             continue
-        out[key] = clean_labels("labels", value) if param == "labels" else value
+        out[key] = mg.clean_labels("labels", value) if param == "labels" else value
     return out
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from container_infra.cloud.errors import CloudError, explain
+from container_infra.cloud.rest import Rest
 from container_infra.cloud.waiter import wait_for
 
 VNIC_TYPES = ["normal", "direct", "direct-physical", "macvtap", "baremetal", "virtio-forwarder", "smart-nic",
@@ -482,7 +483,7 @@ def find(api, params: dict) -> tuple[list[dict], list[Want], list[dict]]:
 
 
 def ensure(api, params: dict, check_mode: bool = False) -> dict:
-    """The whole module run over an API object (see :class:`container_infra.openstack_rest.Rest`)."""
+    """The whole module run over an API object (see :class:`container_infra.cloud.rest.Rest`)."""
     if params.get("concurrency", 10) < 1:
         raise InputError(f"concurrency must be 1 or more, not {params['concurrency']}")
     servers, wants, ports = find(api, params)
@@ -501,8 +502,6 @@ def ensure(api, params: dict, check_mode: bool = False) -> dict:
 
 def run(module, cloud) -> dict:
     """The runner for :func:`container_infra.cloud.module.run_module`."""
-    from container_infra.openstack_rest import Rest
-
     out = ensure(Rest(cloud), module.params, check_mode=module.check_mode)
     diff = out.pop("diff")
     if getattr(module, "_diff", False):
