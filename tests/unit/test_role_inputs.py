@@ -3,27 +3,20 @@ the refusal comes before the role's first cloud call)."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[2]
-BIN = REPO / ".venv" / "bin"
+from ansible_runner import BIN, REPO, report_of, run
 
 
 def run_play(tmp_path: Path, play: dict) -> subprocess.CompletedProcess:
     """One play on localhost with the project's ansible.cfg; its report in JSON on stdout."""
     playbook = tmp_path / "play.yml"
     playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False} | play]))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-    return subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                           "-e", f"ansible_python_interpreter={BIN / 'python'}", str(playbook)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    return run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                "-e", f"ansible_python_interpreter={BIN / 'python'}", str(playbook)], timeout=300)
 
 
 def run_role(tmp_path: Path, spec: dict) -> subprocess.CompletedProcess:
@@ -37,7 +30,7 @@ def run_role(tmp_path: Path, spec: dict) -> subprocess.CompletedProcess:
 
 
 def failures(done: subprocess.CompletedProcess) -> list[tuple[str, str]]:
-    report = json.loads(done.stdout[done.stdout.index("{"):])
+    report = report_of(done.stdout)
     return [(task["task"]["name"], result.get("msg", "")) for play in report["plays"] for task in play["tasks"]
             for result in task["hosts"].values() if result.get("failed")]
 
