@@ -64,6 +64,37 @@ def test_heat_swarm_takes_networks_placed_by_role_and_nodegroup(tmp_path):
     assert task != f"container_infra_cluster : {CHECK}" and "no-such-cloud was not found" in message
 
 
+MAGNUM = {"name": "k-test", "template": {"name": "k-test-t1", "coe": "kubernetes", "image": "img",
+                                        "external_network": "public", "labels": {"kube_tag": "v1.30.4"}},
+          "node_count": 2, "nodegroups": [{"name": "gpu", "flavor": "bm.gpu", "node_count": 1,
+                                           "node_taints": [{"key": "gpu", "effect": "NoSchedule"}]}],
+          "networks": [{"network": "hte"}, {"network": "lln", "roles": ["worker"]}]}
+
+
+@pytest.mark.parametrize(("spec", "typo"), [
+    (MAGNUM | {"template": MAGNUM["template"] | {"imgae": "img"}}, "imgae"),
+    (MAGNUM | {"nodegroups": [{"name": "gpu", "flavour": "bm.gpu"}]}, "flavour"),
+    (MAGNUM | {"nodegroups": [{"name": "gpu", "node_taints": [{"key": "gpu", "efect": "NoSchedule"}]}]}, "efect"),
+    (MAGNUM | {"networks": [{"network": "lln", "role": ["worker"]}]}, "role"),
+    (SWARM | {"nodegroups": [{"name": "gpu", "flavor": "bm.gpu", "node_cout": 2}]}, "node_cout"),
+    (MAGNUM | {"node_cout": 2}, "node_cout"),
+])
+def test_a_typo_in_a_nested_spec_key_fails_before_anything_is_made(tmp_path, spec, typo):
+    done = run_role(tmp_path, spec)
+    assert done.returncode != 0
+    (task, message), = failures(done)
+    assert task.startswith("container_infra_cluster : Validating arguments against arg spec"), task
+    assert f".{typo}. Supported parameters include" in message, message
+    assert not (tmp_path / "key").exists() and not (tmp_path / "inv").exists()
+
+
+def test_the_spec_template_reaches_the_template_module_whole(tmp_path):
+    done = run_role(tmp_path, MAGNUM)
+    # Past the spec's check: the template task is the first cloud call, for a cloud that does not exist here.
+    (task, message), = failures(done)
+    assert task == "container_infra_cluster : Cluster template" and "no-such-cloud was not found" in message, message
+
+
 STACK_ROLE = REPO / "roles" / "container_infra_swarm_stack"
 
 
