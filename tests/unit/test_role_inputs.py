@@ -11,22 +11,23 @@ import yaml
 from ansible_runner import BIN, REPO, report_of, run
 
 
-def run_play(tmp_path: Path, play: dict) -> subprocess.CompletedProcess:
+def run_play(tmp_path: Path, play: dict, **env: str) -> subprocess.CompletedProcess:
     """One play on localhost with the project's ansible.cfg; its report in JSON on stdout."""
     playbook = tmp_path / "play.yml"
     playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False} | play]))
     return run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                "-e", f"ansible_python_interpreter={BIN / 'python'}", str(playbook)], timeout=300)
+                "-e", f"ansible_python_interpreter={BIN / 'python'}", str(playbook)], timeout=300, **env)
 
 
-def run_role(tmp_path: Path, spec: dict) -> subprocess.CompletedProcess:
-    return run_play(tmp_path, {
-        "tasks": [{"ansible.builtin.include_role": {"name": "container_infra_cluster"},
-                   "vars": {"container_infra_cluster_cloud": "no-such-cloud",
-                            "container_infra_cluster_spec": spec,
-                            "container_infra_cluster_inventory_dir": str(tmp_path / "inv"),
-                            "container_infra_cluster_ssh_key_file": str(tmp_path / "key")}}],
-    })
+def run_role(tmp_path: Path, spec: dict, cloud: str | None = "no-such-cloud", **env: str):
+    """The cluster role with ``spec``; ``cloud`` None leaves the role's default."""
+    variables = {"container_infra_cluster_spec": spec,
+                 "container_infra_cluster_inventory_dir": str(tmp_path / "inv"),
+                 "container_infra_cluster_ssh_key_file": str(tmp_path / "key")}
+    if cloud is not None:
+        variables["container_infra_cluster_cloud"] = cloud
+    return run_play(tmp_path, {"tasks": [{"ansible.builtin.include_role": {"name": "container_infra_cluster"},
+                                          "vars": variables}]}, **env)
 
 
 def failures(done: subprocess.CompletedProcess) -> list[tuple[str, str]]:
@@ -86,6 +87,14 @@ def test_a_typo_in_a_nested_spec_key_fails_before_anything_is_made(tmp_path, spe
     assert task.startswith("container_infra_cluster : Validating arguments against arg spec"), task
     assert f".{typo}. Supported parameters include" in message, message
     assert not (tmp_path / "key").exists() and not (tmp_path / "inv").exists()
+
+
+def test_no_cloud_named_is_refused_in_one_sentence(tmp_path):
+    """The production default names no cloud (the sandbox's inventory sets "sandbox")."""
+    done = run_role(tmp_path, MAGNUM, cloud=None, OS_CLOUD="")
+    (task, message), = failures(done)
+    assert task == "container_infra_cluster : Check the cloud"
+    assert message.startswith("container_infra_cluster_cloud is empty and OS_CLOUD is not set"), message
 
 
 def test_the_spec_template_reaches_the_template_module_whole(tmp_path):
