@@ -25,12 +25,17 @@ The roles read an inventory with :func:`host_groups`, :func:`hostvars_of` and th
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import stat
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
+from container_infra.cloud.module import ModuleFailure
 
 #: Login user by Glance ``os_distro`` when the image has no ``os_admin_user`` property.
 OS_DISTRO_USERS = {
@@ -487,3 +492,49 @@ def render(inventory: dict[str, Any], clusters: Iterable[str], cloud: str | None
     body = yaml.dump(inventory, Dumper=dumper, default_flow_style=False, sort_keys=False,
                      indent=2, width=100, allow_unicode=True)
     return "\n".join(header) + "\n" + body
+
+
+FILE_MODE = 0o644
+
+
+def read_existing(path: str) -> tuple[str | None, int | None]:
+    """The file's text and mode, (None, None) when there is none."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        return text, stat.S_IMODE(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return None, None  # writing says what is wrong with the path
+    except IsADirectoryError:
+        raise ModuleFailure(f"path {path} is a directory; set path to a file name, such as "
+                            f"{os.path.join(path, 'hosts.yml')}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        said = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise ModuleFailure(f"reading the inventory file {path} failed: {said}; fix its permissions or "
+                            "choose another path") from None
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` (parents made, mode 0644) through a temporary file and a rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    ancestor = directory
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise ModuleFailure(f"writing the inventory file {path} failed: {ancestor} is a file, not a directory; "
+                            "choose a path you can write (option path)")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".inventory-", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.chmod(temporary, FILE_MODE)
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+    except OSError as exc:
+        raise ModuleFailure(f"writing the inventory file {path} failed: {exc.strerror or exc}; choose a path "
+                            "you can write (option path) or fix the permissions of its directory") from None

@@ -19,6 +19,8 @@ MODULES = "container_infra.modules"
 # The sandbox subpackage (the cloud the tests run against, not the toolkit) keeps its own layout: its
 # configs module imports nodes (which imports configs) from inside a function.
 OWN_LAYOUT = ("container_infra.sandbox",)
+# os_manila_share keeps its logic for now: the storage work, under way in parallel, edits that file.
+LOGIC_NOT_YET_MOVED = {f"{MODULES}.os_manila_share"}
 
 
 def module_names() -> list[str]:
@@ -88,15 +90,19 @@ def test_the_core_does_not_import_the_ansible_modules(name):
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n.startswith(MODULES + ".")])
-def test_a_module_imports_no_other_module(name):
-    imported = [m for node in ast.walk(tree_of(name)) for m in first_party(node, ALL)]
-    assert not [m for m in imported if m.startswith(MODULES)], f"{name} imports {imported}"
+def test_a_module_is_its_argument_spec_and_run(name):
+    """An Ansible module's file: its options (``*_SPEC``) and ``run``; the logic lives in the core."""
     tree = tree_of(name)
+    imported = [m for node in ast.walk(tree) for m in first_party(node, ALL)]
+    assert not [m for m in imported if m.startswith(MODULES)], f"{name} imports {imported}"
     targets = [t for node in tree.body if isinstance(node, ast.Assign) for t in node.targets]
     targets += [node.target for node in tree.body if isinstance(node, ast.AnnAssign)]
     names = {t.id for t in targets if isinstance(t, ast.Name)}
-    functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
-    assert "ARGUMENT_SPEC" in names and "run" in functions
+    defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    assert "ARGUMENT_SPEC" in names and "run" in defined
+    if name not in LOGIC_NOT_YET_MOVED:
+        assert defined == {"run"}, f"{name} defines {sorted(defined - {'run'})}; move them into the core"
+        assert all(n.endswith("_SPEC") for n in names), f"{name} holds {sorted(names)}"
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if not n.startswith(OWN_LAYOUT)])

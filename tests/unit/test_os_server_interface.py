@@ -8,7 +8,7 @@ import pytest
 from keystoneauth1.exceptions.http import InternalServerError
 
 from container_infra.cloud.errors import CloudError
-from container_infra.modules.os_server_interface import ensure
+from container_infra.server_ports import ensure
 
 NETS = [
     {"id": "net-hte", "name": "hte", "mtu": 9000},

@@ -9,8 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from container_infra import inventory, swarm_spec
-from container_infra.modules import os_container_infra_status as status
+from container_infra import inventory, magnum_cluster, swarm_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -111,14 +110,14 @@ def test_progress_callback_prints_the_progress_line_on_retry():
     ("UPDATE_FAILED", True), (None, False), ("", False),
 ])
 def test_settled_means_no_operation_in_progress(value, settled):
-    assert status.settled(value) is settled
+    assert magnum_cluster.settled(value) is settled
 
 
 def test_progress_line_has_status_reason_nodes_and_time():
-    line = status.progress_line("c1", "CREATE_IN_PROGRESS", "Stack CREATE started", 2, 5, 61.7)
+    line = magnum_cluster.progress_line("c1", "CREATE_IN_PROGRESS", "Stack CREATE started", 2, 5, 61.7)
     assert line == "cluster c1: CREATE_IN_PROGRESS - Stack CREATE started - 2/5 nodes ACTIVE - 61 s"
     long_reason = "x" * 300
-    assert len(status.progress_line("c1", "CREATE_FAILED", long_reason, 0, 1, None)) < 200
+    assert len(magnum_cluster.progress_line("c1", "CREATE_FAILED", long_reason, 0, 1, None)) < 200
 
 
 # ------------------------------------------------------------------------------ container_infra_nic
