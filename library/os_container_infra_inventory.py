@@ -88,7 +88,7 @@ EXAMPLES = r"""
   os_container_infra_inventory:
     cloud: sandbox
     cluster: k8s-demo
-    path: "inventories/k8s-demo/hosts.yml"
+    path: "clusters/k8s-demo/hosts.yml"
     network: private
   register: inventory
 

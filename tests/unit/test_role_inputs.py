@@ -150,3 +150,19 @@ def test_stack_template_has_a_group_per_nodegroup_with_its_networks(tmp_path):
     assert gpu["metadata"]["map_merge"][1] == {"container_infra_nodegroup": "gpu-a"}
     assert set(template["parameters"]) == {"image", "key_name", "network", "subnet", "external_network",
                                            "availability_zone", "metadata"}
+
+
+def test_a_delete_removes_only_what_the_role_wrote(tmp_path):
+    forget = REPO / "roles" / "container_infra_cluster" / "tasks" / "forget.yml"
+    written, shared = tmp_path / "clusters" / "a", tmp_path / "clusters" / "b"
+    for directory in (written, shared):
+        (directory / "credentials").mkdir(parents=True)
+        (directory / "credentials" / "config").write_text("kubeconfig")
+        (directory / "hosts.yml").write_text("---\n")
+    (shared / "notes.md").write_text("the operator's own")
+    done = run_play(tmp_path, {"tasks": [
+        {"ansible.builtin.include_tasks": str(forget), "vars": {"container_infra_cluster_inventory_dir": str(d)}}
+        for d in (written, shared, tmp_path / "clusters" / "never-written")]})
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert not written.exists()
+    assert sorted(p.name for p in shared.iterdir()) == ["notes.md"]
