@@ -166,3 +166,24 @@ def test_a_delete_removes_only_what_the_role_wrote(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:]
     assert not written.exists()
     assert sorted(p.name for p in shared.iterdir()) == ["notes.md"]
+
+
+def test_the_nodes_join_the_run_with_every_host_var_and_group(tmp_path):
+    add_hosts = REPO / "roles" / "container_infra_cluster" / "tasks" / "add_hosts.yml"
+    inventory = {"all": {"children": {
+        "cluster_c1": {"hosts": {
+            "c1-m0": {"ansible_host": "10.0.0.5", "ansible_user": "core", "container_infra_role": "master",
+                      "container_infra_networks": {"hte": {"ip": "10.1.0.5"}}, "my_own_var": [1, 2]},
+            "c1-w0": {"ansible_host": "10.0.0.6", "container_infra_role": "worker",
+                      "ansible_ssh_common_args": "-o ProxyCommand=\"ssh -W %h:%p core@10.0.0.5\""}}},
+        "masters": {"hosts": {"c1-m0": {}}}, "workers": {"hosts": {"c1-w0": {}}}, "gpu": {"hosts": {}}}}}
+    done = run_play(tmp_path, {"tasks": [
+        {"ansible.builtin.include_tasks": str(add_hosts),
+         "vars": {"container_infra_cluster_inventory": {"inventory": inventory}}},
+        {"ansible.builtin.assert": {"that": [
+            "groups['masters'] == ['c1-m0'] and groups['cluster_c1'] | sort == ['c1-m0', 'c1-w0']",
+            "hostvars['c1-m0'].ansible_user == 'core' and hostvars['c1-m0'].my_own_var == [1, 2]",
+            "hostvars['c1-m0'].container_infra_networks.hte.ip == '10.1.0.5'",
+            "hostvars['c1-w0'].ansible_user is not defined",
+            "'ProxyCommand' in hostvars['c1-w0'].ansible_ssh_common_args"]}}]})
+    assert done.returncode == 0, done.stdout[-3000:]
