@@ -152,6 +152,15 @@ groups:
   type: dict
   sample: {cluster_k8s_demo: [kube-ab12c-control-plane-x7k2p], masters: [kube-ab12c-control-plane-x7k2p],
            workers: [], nodegroup_default_master: [kube-ab12c-control-plane-x7k2p], gpu: []}
+hostvars:
+  description: Host name -> its host vars (the role adds the hosts to the running play with them).
+  returned: always
+  type: dict
+host_groups:
+  description: Host name -> the groups it is in.
+  returned: always
+  type: dict
+  sample: {kube-ab12c-control-plane-x7k2p: [cluster_k8s_demo, masters, nodegroup_default_master]}
 path:
   description: The file written (null without O(path)).
   returned: always

@@ -471,3 +471,11 @@ def test_module_unwritable_path_is_one_sentence(fake_collect, tmp_path):
     with pytest.raises(ModuleFailure) as directory:
         module_logic.run(FakeModule({"cluster": "my-cluster.v2", "path": str(tmp_path)}), None)
     assert "is a directory" in str(directory.value)
+
+
+def test_module_returns_what_the_role_adds_to_the_play(fake_collect):
+    result = module_logic.run(FakeModule({"cluster": "my-cluster.v2", "path": None}), None)
+    assert result["hostvars"] == inventory.hostvars_of(result["inventory"])
+    assert result["host_groups"] == inventory.host_groups(result["inventory"])
+    master = next(host for host, v in result["hostvars"].items() if v["container_infra_role"] == "master")
+    assert "masters" in result["host_groups"][master] and result["hostvars"][master]["ansible_host"]

@@ -10,6 +10,8 @@ import pytest
 import yaml
 from ansible_runner import BIN, REPO, report_of, run
 
+from container_infra.inventory import host_groups, hostvars_of
+
 
 def run_play(tmp_path: Path, play: dict, **env: str) -> subprocess.CompletedProcess:
     """One play on localhost with the project's ansible.cfg; its report in JSON on stdout."""
@@ -179,7 +181,8 @@ def test_the_nodes_join_the_run_with_every_host_var_and_group(tmp_path):
         "masters": {"hosts": {"c1-m0": {}}}, "workers": {"hosts": {"c1-w0": {}}}, "gpu": {"hosts": {}}}}}
     done = run_play(tmp_path, {"tasks": [
         {"ansible.builtin.include_tasks": str(add_hosts),
-         "vars": {"container_infra_cluster_inventory": {"inventory": inventory}}},
+         "vars": {"container_infra_cluster_inventory": {"hostvars": hostvars_of(inventory),
+                                                        "host_groups": host_groups(inventory)}}},
         {"ansible.builtin.assert": {"that": [
             "groups['masters'] == ['c1-m0'] and groups['cluster_c1'] | sort == ['c1-m0', 'c1-w0']",
             "hostvars['c1-m0'].ansible_user == 'core' and hostvars['c1-m0'].my_own_var == [1, 2]",

@@ -12,7 +12,9 @@ from container_infra.discovery import collect
 from container_infra.inventory import (
     FILE_MODE,
     groups_of,
+    host_groups,
     hosts_summary,
+    hostvars_of,
     inventory_of,
     network_warning,
     read_existing,
@@ -55,6 +57,9 @@ def run(module, cloud) -> dict[str, Any]:
         "inventory": inventory,
         "hosts": hosts_summary(inventory),
         "groups": groups_of(inventory),
+        # What the cluster role adds to the running play, so that it need not take the inventory apart.
+        "hostvars": hostvars_of(inventory),
+        "host_groups": host_groups(inventory),
         "path": path,
         "cluster": {k: cluster[k] for k in ("name", "uuid", "era", "stack_id", "status")},
     }
