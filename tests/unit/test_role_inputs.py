@@ -1,5 +1,6 @@
-"""The cluster role refuses, before it makes anything, a spec it cannot carry out (no cloud needed:
-the refusal comes before the role's first cloud call)."""
+"""The cluster role without a cloud: it refuses, before it makes anything, a spec it cannot carry out
+(the refusal comes before the role's first cloud call); the Swarm stack's template as it renders; the
+nodes it adds to the running play; what a delete removes from the cluster's directory."""
 
 from __future__ import annotations
 
