@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from container_infra import inventory, swarm_spec
+from container_infra import inventory, magnum, swarm_spec
 
 
 class FilterModule:
@@ -18,4 +18,5 @@ class FilterModule:
             "container_infra_swarm_networks": swarm_spec.swarm_networks,
             "container_infra_swarm_stack_nodegroups": swarm_spec.swarm_stack_nodegroups,
             "container_infra_heat_resource_name": swarm_spec.heat_resource_name,
+            "container_infra_default_nodegroup": magnum.default_nodegroup,
         }

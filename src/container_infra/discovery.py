@@ -130,7 +130,7 @@ def nodes_from_heat(stack_servers: list[tuple[dict, list[dict]]], servers: list[
             if nodegroup is None:
                 role = item["role"] or "worker"
                 group = ((server.get("metadata") or {}).get(NODEGROUP_METADATA)
-                         or (mg.DEFAULT_MASTER if role == "master" else mg.DEFAULT_WORKER))
+                         or mg.default_nodegroup(role))
             else:
                 role = "master" if nodegroup.get("role") == "master" else (item["role"] or "worker")
                 group = nodegroup["name"]

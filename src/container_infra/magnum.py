@@ -23,6 +23,11 @@ HEAT = "heat"
 CLUSTER_API = "cluster_api"
 
 
+def default_nodegroup(role: str | None) -> str:
+    """The default nodegroup of a node of ``role`` (masters ``default-master``, workers ``default-worker``)."""
+    return DEFAULT_MASTER if role == "master" else DEFAULT_WORKER
+
+
 def info(resource: Any) -> dict[str, Any]:
     """A client resource (or dict) as a plain dict."""
     if resource is None:

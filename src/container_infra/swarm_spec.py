@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from container_infra.magnum import DEFAULT_MASTER, DEFAULT_WORKER
+from container_infra.magnum import DEFAULT_MASTER, DEFAULT_WORKER, default_nodegroup
 
 ROLES = ("master", "worker")
 # A nodegroup's name is part of its servers' host names (<cluster>-<nodegroup>-<index>).
@@ -92,11 +92,13 @@ def _placed_on(network: dict, role: str, nodegroup: str) -> bool:
     return (roles is None or role in roles) and (groups is None or nodegroup in groups)
 
 
-def swarm_networks(networks: list[dict] | None, role: str, nodegroup: str) -> list[str]:
-    """The provider networks that nodes of ``role`` in ``nodegroup`` get, each once, in the spec's order."""
+def swarm_networks(networks: list[dict] | None, role: str, nodegroup: str | None = None) -> list[str]:
+    """The provider networks that nodes of ``role`` in ``nodegroup`` (default: the role's default nodegroup)
+    get, each once, in the spec's order."""
+    group = nodegroup or default_nodegroup(role)
     out = []
     for network in networks or []:
-        if _placed_on(network, role, nodegroup) and network["network"] not in out:
+        if _placed_on(network, role, group) and network["network"] not in out:
             out.append(network["network"])
     return out
 

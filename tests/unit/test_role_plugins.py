@@ -25,7 +25,8 @@ def test_the_filter_plugin_names_package_functions():
     filters = load("filter_plugins/container_infra.py").FilterModule().filters()
     assert filters["container_infra_hostvars"] is inventory.hostvars_of
     assert filters["container_infra_swarm_spec_problems"] is swarm_spec.swarm_spec_problems
-    assert {f.__module__ for f in filters.values()} == {"container_infra.inventory", "container_infra.swarm_spec"}
+    assert {f.__module__ for f in filters.values()} == {"container_infra.inventory", "container_infra.magnum",
+                                                        "container_infra.swarm_spec"}
 
 INVENTORY = {
     "all": {
@@ -245,6 +246,9 @@ def test_swarm_networks_follow_roles_and_nodegroups():
     assert swarm_spec.swarm_networks(networks, "master", "default-master") == ["hte", "mgmt"]
     assert swarm_spec.swarm_networks(networks, "worker", "default-worker") == ["hte", "lln"]
     assert swarm_spec.swarm_networks(networks, "worker", "gpu-a") == ["hte", "lln", "ib"]
+    # Without a nodegroup: the role's default one.
+    assert swarm_spec.swarm_networks(networks, "master") == ["hte", "mgmt"]
+    assert swarm_spec.swarm_networks(networks, "worker") == ["hte", "lln"]
     assert swarm_spec.swarm_spec_problems(SWARM_SPEC) == []
     assert swarm_spec.swarm_stack_nodegroups(SWARM_SPEC) == [
         {"name": "gpu-a", "flavor": "bm.gpu", "image": "img", "node_count": 1, "networks": ["hte", "lln", "ib"]},
