@@ -24,13 +24,13 @@ import argparse
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import requests.adapters
 
-from container_infra import inventory
+from container_infra import discovery, inventory
 from container_infra.cloud import Cloud
-from container_infra.modules import os_container_infra_inventory as module_logic
-from container_infra.openstack_rest import DETAIL_PAGE
+from container_infra.cloud.rest import DETAIL_PAGE
 
 MAGNUM_CALLS = 2  # the cluster and its nodegroups, made by the module but not here (synthetic clusters)
 
@@ -67,8 +67,8 @@ def read_cluster(cloud: Cloud, magnum: SyntheticMagnum, name: str) -> tuple[int,
     cloud.magnum = lambda: magnum  # the synthetic cluster; the listings are the cloud's
     cloud.api_calls.reset()
     started = time.monotonic()
-    collected = module_logic.collect(cloud, [name])
-    built = module_logic.inventory_of(collected)
+    collected = discovery.collect(cloud, [name])
+    built = inventory.inventory_of(collected)
     inventory.render(built, [name], "sandbox")
     seconds = time.monotonic() - started
     return cloud.api_calls.total, seconds, len(inventory.hostvars_of(built))
@@ -77,7 +77,10 @@ def read_cluster(cloud: Cloud, magnum: SyntheticMagnum, name: str) -> tuple[int,
 def cloud_part(args, prefix: str) -> None:
     import openstack
 
-    from container_infra.cloud.servers import boot_servers, delete_servers
+    # The servers are the tests' fixture code (tests/cloud_servers.py).
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from cloud_servers import boot_servers, delete_servers
+
     from container_infra.sandbox.nodes import FAKE_ZONE
 
     conn = openstack.connect(cloud="sandbox")
@@ -177,8 +180,8 @@ def cpu_part(count: int) -> None:
                                     networks=listings.networks, subnets=listings.subnets, images=listings.images)
         rest = CountingRest(subset)
         started = time.monotonic()
-        collected = module_logic.collect(fake_cloud, ["bench"], rest=rest)
-        built = module_logic.inventory_of(collected)
+        collected = discovery.collect(fake_cloud, ["bench"], rest=rest)
+        built = inventory.inventory_of(collected)
         building = time.monotonic() - started
         text = inventory.render(built, ["bench"], "sandbox")
         rendering = time.monotonic() - started - building

@@ -44,13 +44,16 @@ import openstack
 import requests.adapters
 
 from container_infra.cloud import Cloud
-from container_infra.cloud.servers import boot_servers, delete_servers
-from container_infra.modules.os_server_interface import ensure
-from container_infra.openstack_rest import Rest
+from container_infra.cloud.rest import Rest
 from container_infra.sandbox.faults import FaultClient
 from container_infra.sandbox.layout import Layout
 from container_infra.sandbox.nodes import FAKE_ZONE
 from container_infra.sandbox.supervisor import Supervisor, sandbox_pids
+from container_infra.server_ports import ensure
+
+# The servers to attach ports to are the tests' fixture code (tests/cloud_servers.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from cloud_servers import boot_servers, delete_servers
 
 NETWORKS = ("hte", "lln")
 MAX_NO_CHANGE_CALLS = 5

@@ -16,7 +16,7 @@ description:
     host vars C(ansible_host), C(ansible_user), C(container_infra_cluster), C(container_infra_role),
     C(container_infra_nodegroup), C(container_infra_server_id), C(container_infra_flavor),
     C(container_infra_gpu) and C(container_infra_networks).
-  - Bulk requests only - one server listing for all the clusters (Nova pages it by 50), one port listing,
+  - Bulk requests only - one server listing for all the clusters (pages of 1,000 servers), one port listing,
     one network, one subnet and one image listing, plus the cluster listing, each cluster's nodegroups and
     each Heat-era cluster's stack (two requests).
   - A cluster that has no stack yet, or whose stack cannot be read, is left out with a warning when all
@@ -87,6 +87,16 @@ from ansible.errors import AnsibleParserError  # noqa: E402
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable  # noqa: E402
 from ansible.utils.display import Display  # noqa: E402
 
+try:
+    from container_infra.cloud import Cloud, CloudError
+    from container_infra.discovery import collect
+    from container_infra.inventory import inventory_of
+except ImportError as exc:
+    # Ansible loads the plugin whatever the inventory; the error is raised when a file of ours is parsed.
+    MISSING = exc
+else:
+    MISSING = None
+
 display = Display()
 SUFFIXES = (".container_infra.yml", ".container_infra.yaml")
 
@@ -127,13 +137,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _fetch(self):
         """The inventory from the cloud: ``{"inventory": ..., "warnings": [...]}`` (what the cache keeps)."""
-        try:
-            from container_infra.cloud import Cloud, CloudError
-            from container_infra.modules.os_container_infra_inventory import collect, inventory_of
-        except ImportError as exc:
+        if MISSING is not None:
             raise AnsibleParserError(
-                f"the container_infra inventory plugin needs the container_infra package ({exc}); run Ansible "
-                "with the interpreter where it is installed (the toolkit's .venv)") from None
+                f"the container_infra inventory plugin needs the container_infra package ({MISSING}); run Ansible "
+                "with the interpreter where it is installed (the toolkit's .venv)")
         clusters = [c for c in self.get_option("clusters") or [] if c]
         cloud = None
         failure = None

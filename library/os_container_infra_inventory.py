@@ -22,7 +22,7 @@ description:
   - With O(path), writes the inventory as YAML (mode 0644, parent directories made) only when its text
     changes; the text has no timestamp, so a re-run with nothing changed reports no change.
   - "Bulk requests only - the cluster, its nodegroups, its Heat stack (two requests, Heat era), ONE server
-    listing (Nova pages it by 50), ONE port listing, one network, one subnet and one image listing (a flavor
+    listing (pages of 1,000 servers), ONE port listing, one network, one subnet and one image listing (a flavor
     listing only when Nova hides the flavors' extra specs) - so the number of requests does not grow with
     the number of nodes beyond the server listing's pages."
   - Supports check mode (says whether the file would change) and diff mode (the file's text before and after).
@@ -88,7 +88,7 @@ EXAMPLES = r"""
   os_container_infra_inventory:
     cloud: sandbox
     cluster: k8s-demo
-    path: "inventories/k8s-demo/hosts.yml"
+    path: "clusters/k8s-demo/hosts.yml"
     network: private
   register: inventory
 
@@ -152,6 +152,15 @@ groups:
   type: dict
   sample: {cluster_k8s_demo: [kube-ab12c-control-plane-x7k2p], masters: [kube-ab12c-control-plane-x7k2p],
            workers: [], nodegroup_default_master: [kube-ab12c-control-plane-x7k2p], gpu: []}
+hostvars:
+  description: Host name -> its host vars (the role adds the hosts to the running play with them).
+  returned: always
+  type: dict
+host_groups:
+  description: Host name -> the groups it is in.
+  returned: always
+  type: dict
+  sample: {kube-ab12c-control-plane-x7k2p: [cluster_k8s_demo, masters, nodegroup_default_master]}
 path:
   description: The file written (null without O(path)).
   returned: always

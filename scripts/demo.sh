@@ -2,9 +2,9 @@
 # The operator's first mile on the sandbox cloud, as `make demo` runs it (after `sandbox up`):
 # playbooks/site.yml builds the clusters of inventories/sandbox/ (Kubernetes with a GPU nodegroup,
 # Swarm from Magnum's swarm-mode driver, Swarm without Magnum), attaches HTE/LLN and configures those
-# NICs, forms the Swarm, writes each cluster's inventory; then every node answers `ansible -m ping`
-# through the written inventories and through the dynamic plugin, each Swarm lists its nodes, and a
-# summary says where everything is. Safe to run again: a second run changes nothing.
+# NICs, forms the Swarm, writes each cluster's inventory (clusters/<name>/); then every node answers
+# `ansible -m ping` through the written inventories and through the dynamic plugin, each Swarm lists its
+# nodes, and a summary says where everything is. Safe to run again: a second run changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ANSIBLE_CONFIG=$PWD/ansible.cfg OS_CLOUD=sandbox SHELL=${SHELL:-/bin/bash}
@@ -20,7 +20,7 @@ run ansible-playbook -i "$SPEC" playbooks/site.yml
 
 for cluster in $CLUSTERS; do
     say "Every node of ${cluster}, through its written inventory"
-    run ansible -i "inventories/${cluster}/hosts.yml" all -m ansible.builtin.ping
+    run ansible -i "clusters/${cluster}/hosts.yml" all -m ansible.builtin.ping
 done
 
 say "Every node, through the dynamic inventory plugin"
@@ -28,8 +28,8 @@ run ansible-inventory -i inventories/sandbox/sandbox.container_infra.yml --graph
 run ansible -i inventories/sandbox/sandbox.container_infra.yml 'masters:workers' -m ansible.builtin.ping
 
 for cluster in $CLUSTERS; do
-    inventory="inventories/${cluster}/hosts.yml"
-    env_script="inventories/${cluster}/credentials/env.sh"
+    inventory="clusters/${cluster}/hosts.yml"
+    env_script="clusters/${cluster}/credentials/env.sh"
     if [ -f "$env_script" ]; then
         say "The Swarm of ${cluster} (Magnum), from this host over TLS"
         # shellcheck disable=SC1090
@@ -48,7 +48,7 @@ from pathlib import Path
 import yaml
 
 for name in sys.argv[1].split():
-    path = Path("inventories") / name / "hosts.yml"
+    path = Path("clusters") / name / "hosts.yml"
     data = yaml.safe_load(path.read_text())
     hosts = {}
     for group in data["all"]["children"].values():

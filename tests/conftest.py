@@ -7,13 +7,9 @@ import os
 import shutil
 import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
-
+from ansible_runner import BIN
 
 # Parallel workers: make test runs pytest-xdist with --dist loadfile, so each file's tests (and its
 # module fixtures) stay in one worker. (Grouping several files with xdist_group marks and --dist

@@ -8,9 +8,12 @@ import time
 
 import click
 
+from container_infra.sandbox import install as installer
+from container_infra.sandbox import manager, nodeimage
 from container_infra.sandbox.fault_cli import fault
 from container_infra.sandbox.images_cli import images
 from container_infra.sandbox.layout import Layout
+from container_infra.sandbox.seed import SeedError
 
 
 def _report(message: str) -> None:
@@ -34,9 +37,6 @@ def sandbox(ctx: click.Context) -> None:
 @click.pass_obj
 def up(layout: Layout) -> None:
     """Install (once), start and seed the sandbox; safe to run again."""
-    from container_infra.sandbox import manager
-    from container_infra.sandbox.seed import SeedError
-
     click.echo(f"sandbox: bringing up the cloud in {layout.root}", err=True)
     started = time.monotonic()
     try:
@@ -52,8 +52,6 @@ def up(layout: Layout) -> None:
 @click.pass_obj
 def install(layout: Layout) -> None:
     """Install the sandbox's Debian packages and services without starting anything (``up`` does this too)."""
-    from container_infra.sandbox import install as installer
-
     installer.install_debian_packages(_report)
     installer.ensure_venv(layout, _report)
     installer.ensure_nova_driver_shim(layout)
@@ -64,8 +62,6 @@ def install(layout: Layout) -> None:
 @click.pass_obj
 def down(layout: Layout) -> None:
     """Stop every process of the sandbox (its state is kept for the next up)."""
-    from container_infra.sandbox import manager
-
     strays = manager.down(layout)
     if strays:
         click.echo(f"sandbox: stopped stray processes {strays}", err=True)
@@ -78,8 +74,6 @@ def down(layout: Layout) -> None:
 def status(layout: Layout, as_json: bool) -> None:
     """Show each service's state and URL; exits 1 unless every service is running."""
     import json
-
-    from container_infra.sandbox import manager
 
     services = manager.status(layout)
     if as_json:
@@ -99,8 +93,6 @@ def status(layout: Layout, as_json: bool) -> None:
 @click.pass_obj
 def logs(layout: Layout, service: str, lines: int, follow: bool) -> None:
     """Show a service's log."""
-    from container_infra.sandbox import manager
-
     try:
         path = manager.log_path(layout, service)
     except manager.SandboxError as error:
@@ -116,8 +108,6 @@ def logs(layout: Layout, service: str, lines: int, follow: bool) -> None:
 @click.pass_obj
 def reset(layout: Layout, yes: bool) -> None:
     """Stop the sandbox and wipe its state (databases, configuration, logs); keeps the installed services."""
-    from container_infra.sandbox import manager
-
     if not yes:
         click.confirm(f"Wipe every resource of the sandbox in {layout.root}?", abort=True)
     try:
@@ -136,8 +126,6 @@ def image() -> None:
 @click.option("--force", is_flag=True, help="Build again even if the image for this recipe exists.")
 def image_build(force: bool) -> None:
     """Build the node image (debootstrap + docker import) unless its recipe's image exists."""
-    from container_infra.sandbox import nodeimage
-
     try:
         tag, seconds = nodeimage.build(_report, force=force)
     except (RuntimeError, subprocess.CalledProcessError) as error:

@@ -1,7 +1,9 @@
-"""Node discovery for a Magnum cluster, in both eras, with one result shape.
+"""Node discovery for Magnum clusters (and the toolkit's own Heat stacks), in both eras, with one result
+shape: one cluster's nodes (:func:`discover`), or many clusters' nodes with the bulk listings their
+inventory needs (:func:`collect`).
 
 * Heat era (``stack_id`` is a Heat stack's UUID): the stack's resources with ``nested_depth`` (one
-  request, :func:`container_infra.modules.os_stack_facts.stack_facts`) say which servers belong to
+  request, :func:`container_infra.heat.stack_facts`) say which servers belong to
   the cluster and their role (resource groups ``kube_masters`` / ``kube_minions``, Swarm's likewise);
   a nodegroup other than the default ones has a stack of its own, read the same way.
 * Cluster API era (``stack_id`` / ``cluster_id`` such as ``kube-ab12c``, no stack): the servers whose
@@ -21,25 +23,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from container_infra import heat
+from container_infra import magnum as mg
 from container_infra.cloud.errors import CloudError, explain
+from container_infra.cloud.ids import is_uuid
+from container_infra.cloud.rest import Rest
+from container_infra.inventory import Listings, image_ref, needs_flavor_listing
 
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MASTER_INFIX = "control-plane"
-DEFAULT_MASTER = "default-master"
-DEFAULT_WORKER = "default-worker"
 #: Server metadata naming the node's nodegroup (set by the toolkit's Swarm stack).
 NODEGROUP_METADATA = "container_infra_nodegroup"
-
-
-def stack_ref(cluster: dict) -> str | None:
-    """``cluster_id`` from microversion 1.13, ``stack_id`` before."""
-    return cluster.get("cluster_id") or cluster.get("stack_id")
-
-
-def era_of(cluster: dict) -> str:
-    """``heat`` when the cluster's stack reference is a Heat stack UUID, else ``cluster_api``."""
-    ref = stack_ref(cluster) or ""
-    return "heat" if UUID.match(ref) else "cluster_api"
+#: Port fields the inventory reads.
+PORT_FIELDS = ["id", "device_id", "network_id", "mac_address", "fixed_ips", "created_at"]
+#: Longest Nova name filter sent; past it, one unfiltered listing of the project's servers.
+NAME_FILTER_BUDGET = 2000
 
 
 # ---------------------------------------------------------------------------- node shape
@@ -93,7 +90,7 @@ def parse_capi_name(stack_id: str, name: str) -> tuple[str, str] | None:
     if not middle or not suffix:
         return None
     if middle == MASTER_INFIX:
-        return "master", DEFAULT_MASTER
+        return "master", mg.DEFAULT_MASTER
     return "worker", middle
 
 
@@ -133,7 +130,7 @@ def nodes_from_heat(stack_servers: list[tuple[dict, list[dict]]], servers: list[
             if nodegroup is None:
                 role = item["role"] or "worker"
                 group = ((server.get("metadata") or {}).get(NODEGROUP_METADATA)
-                         or (DEFAULT_MASTER if role == "master" else DEFAULT_WORKER))
+                         or mg.default_nodegroup(role))
             else:
                 role = "master" if nodegroup.get("role") == "master" else (item["role"] or "worker")
                 group = nodegroup["name"]
@@ -141,7 +138,34 @@ def nodes_from_heat(stack_servers: list[tuple[dict, list[dict]]], servers: list[
     return _sorted(nodes)
 
 
-# ---------------------------------------------------------------------------- entry point
+# ---------------------------------------------------------------------------- one cluster
+def heat_stacks(cluster: dict, nodegroups: list[dict] | None) -> list[tuple[dict | None, str]]:
+    """The Heat stacks holding a Heat-era cluster's servers: (None, the cluster's own stack), then
+    (nodegroup, its stack) for each nodegroup that has a stack of its own."""
+    ref = mg.stack_ref(cluster)
+    return [(None, ref)] + [(ng, ng["stack_id"]) for ng in nodegroups or [] if ng.get("stack_id") not in (None, ref)]
+
+
+def _server_filter(prefixes: list[str]) -> str | None:
+    """Nova's name regex for servers named ``<prefix>-...``, None when it would be too long."""
+    if not prefixes:
+        return None
+    pattern = "^(" + "|".join(re.escape(p) for p in sorted(set(prefixes))) + ")-"
+    return pattern if len(pattern) <= NAME_FILTER_BUDGET else None
+
+
+def _servers_of(rest, pattern: str | None, wanted_ids: set[str], operation: str, what: str) -> list[dict]:
+    """The servers whose names match ``pattern`` (one listing); one unfiltered listing when some of
+    ``wanted_ids`` are not named so (a template of one's own names its servers otherwise)."""
+    try:
+        servers = rest.list_servers(pattern)
+        if pattern and wanted_ids - {s["id"] for s in servers}:
+            servers = rest.list_servers()
+    except Exception as exc:
+        raise explain(exc, operation, what) from exc
+    return servers
+
+
 def discover(cloud, cluster: dict, nodegroups: list[dict] | None = None, network: str | None = None,
              rest=None) -> dict:
     """The cluster's nodes, whichever era: ``{"era", "stack_id", "nodes"}``.
@@ -149,43 +173,172 @@ def discover(cloud, cluster: dict, nodegroups: list[dict] | None = None, network
     ``cluster`` is Magnum's cluster (a dict with ``stack_id`` or ``cluster_id``); ``nodegroups`` its
     nodegroups when known (Heat era: nodegroups with a stack of their own are read too). ``network``
     names the network whose address is the node's ``ip`` (default: the first with a floating IP)."""
-    from container_infra.modules.os_stack_facts import stack_facts
-    from container_infra.openstack_rest import Rest
-
     rest = rest or Rest(cloud)
-    ref = stack_ref(cluster)
+    ref = mg.stack_ref(cluster)
     name = cluster.get("name") or cluster.get("uuid") or ref
     if not ref:
         raise CloudError(f"cluster '{name}' has no stack_id yet; wait until it is created, then run again")
-    era = era_of(cluster)
-    if era == "cluster_api":
-        try:
-            servers = rest.list_servers(f"^{re.escape(ref)}-")
-        except Exception as exc:
-            raise explain(exc, "listing the servers of", f"cluster '{name}'") from exc
+    era = mg.era_of(cluster)
+    what = f"cluster '{name}'"
+    if era == mg.CLUSTER_API:
+        servers = _servers_of(rest, f"^{re.escape(ref)}-", set(), "listing the servers of", what)
         return {"era": era, "stack_id": ref, "nodes": nodes_from_nova(ref, servers, network, nodegroups)}
 
-    heat = cloud.heat()
-    stacks: list[tuple[dict | None, str]] = [(None, ref)]
-    for ng in nodegroups or []:
-        if ng.get("stack_id") and ng["stack_id"] != ref:
-            stacks.append((ng, ng["stack_id"]))
+    heat_client = cloud.heat()
     stack_servers = []
     names = []
-    for ng, stack_id in stacks:
-        facts = stack_facts(heat, stack_id, nested_depth=3, types=["OS::Nova::Server"])
+    for ng, stack_id in heat_stacks(cluster, nodegroups):
+        facts = heat.stack_facts(heat_client, stack_id, nested_depth=3, types=[heat.SERVER_TYPE])
         stack_servers.append((ng, facts["servers"]))
         names.append(facts["stack"]["name"])
-    pattern = "^(" + "|".join(re.escape(n) for n in names) + ")-" if len(names) > 1 else f"^{re.escape(names[0])}-"
-    try:
-        servers = rest.list_servers(pattern)
-    except Exception as exc:
-        raise explain(exc, "listing the servers of", f"cluster '{name}'") from exc
     wanted = {item["server_id"] for _, facts in stack_servers for item in facts if item.get("server_id")}
-    if wanted - {s["id"] for s in servers}:
-        # Servers not named after their stack (a template of one's own): one unfiltered listing.
-        try:
-            servers = rest.list_servers()
-        except Exception as exc:
-            raise explain(exc, "listing the servers of", f"cluster '{name}'") from exc
+    pattern = "^(" + "|".join(re.escape(n) for n in names) + ")-" if len(names) > 1 else f"^{re.escape(names[0])}-"
+    servers = _servers_of(rest, pattern, wanted, "listing the servers of", what)
     return {"era": era, "stack_id": ref, "nodes": nodes_from_heat(stack_servers, servers, network)}
+
+
+# ---------------------------------------------------------------------------- many clusters
+def find_clusters(magnum, refs: list[str] | None) -> list[dict[str, Any]]:
+    """The clusters named (by name or UUID), or all the project's when ``refs`` is empty or None.
+
+    One cluster: one GET (Magnum takes a name or a UUID). Several or all: one listing."""
+    if refs and len(refs) == 1:
+        try:
+            found = mg.get_cluster(magnum, refs[0], missing_ok=True)
+        except Exception as exc:
+            raise explain(exc, "reading", f"cluster {refs[0]}") from exc
+        if found is None:
+            raise CloudError(f"cluster {refs[0]} was not found in the project; check the name or UUID with "
+                             "`openstack coe cluster list`")
+        return [found]
+    try:
+        clusters = [mg.normalise_cluster(mg.info(c)) for c in mg.read(magnum.clusters.list)]
+    except Exception as exc:
+        raise explain(exc, "listing", "clusters") from exc
+    if not refs:
+        return sorted(clusters, key=lambda c: c.get("name") or c["uuid"])
+    chosen = []
+    for ref in refs:
+        matches = [c for c in clusters if ref in (c.get("uuid"), c.get("name"))]
+        if not matches:
+            raise CloudError(f"cluster {ref} was not found in the project; check the names in clusters "
+                             "with `openstack coe cluster list`")
+        if len(matches) > 1:
+            raise CloudError(f"{len(matches)} clusters are named {ref}; name the one you mean by its UUID")
+        if matches[0] not in chosen:
+            chosen.append(matches[0])
+    return chosen
+
+
+def collect(cloud, refs: list[str] | None, *, skip_unready: bool = False, rest=None,
+            stacks: list[str] | None = None, clusters: bool = True) -> dict[str, Any]:
+    """The clusters, their nodes and the bulk listings: ``{"clusters": [...], "listings", "warnings"}``.
+
+    A number of API requests that does not grow with the number of nodes: the cluster(s) (one get, or
+    one listing), each cluster's nodegroups, each Heat-era cluster's stack (two requests, nested
+    resources in one listing), ONE server listing for all the clusters (pages of 1,000
+    servers), ONE port listing, one network and one subnet listing, one image listing, and a flavor listing
+    only when Nova's servers came without their flavors' extra specs.
+
+    ``clusters``: read Magnum's clusters (``refs``, or all of them when None); ``stacks``: Heat stacks
+    not made by Magnum (Swarm without Magnum), read as clusters of their own. ``skip_unready``: leave
+    out (with a warning) a cluster that has no stack yet or whose stack cannot be read, rather than
+    fail: for the dynamic plugin listing every cluster of a project."""
+    rest = rest or Rest(cloud)
+    magnum = cloud.magnum() if clusters else None
+    warnings: list[str] = []
+    wanted: list[dict[str, Any]] = []
+    found = find_clusters(magnum, refs) if clusters else []
+    found += [heat.stack_cluster(cloud.heat(), ref) for ref in stacks or []]
+    for cluster in found:
+        name = cluster.get("name") or cluster["uuid"]
+        if not mg.stack_ref(cluster):
+            message = (f"cluster {name} has no stack yet (status {cluster.get('status')}); wait until Magnum "
+                       "has started creating it, then run again")
+            if not skip_unready:
+                raise CloudError(message)
+            warnings.append(message)
+            continue
+        nodegroups = [] if cluster.get("stack_id") == cluster["uuid"] else mg.list_nodegroups(magnum, cluster["uuid"])
+        wanted.append({"cluster": cluster, "name": name, "nodegroups": nodegroups})
+
+    heat_client = None
+    prefixes: list[str] = []
+    kept = []
+    for item in wanted:
+        item["era"] = mg.era_of(item["cluster"])
+        if item["era"] == mg.CLUSTER_API:
+            prefixes.append(mg.stack_ref(item["cluster"]))
+            kept.append(item)
+            continue
+        heat_client = heat_client or cloud.heat()
+        try:
+            item["stack_servers"] = []
+            for nodegroup, stack_id in heat_stacks(item["cluster"], item["nodegroups"]):
+                facts = heat.stack_facts(heat_client, stack_id, nested_depth=3, types=[heat.SERVER_TYPE])
+                item["stack_servers"].append((nodegroup, facts["servers"]))
+                prefixes.append(facts["stack"]["name"])
+        except CloudError as exc:
+            if not skip_unready:
+                raise
+            warnings.append(f"cluster {item['name']} left out: {exc}")
+            continue
+        kept.append(item)
+
+    servers: list[dict] = []
+    if kept:
+        heat_ids = {s["server_id"] for item in kept for _, facts in item.get("stack_servers", [])
+                    for s in facts if s.get("server_id")}
+        servers = _servers_of(rest, _server_filter(prefixes), heat_ids, "listing", "the clusters' servers")
+
+    found_clusters = []
+    for item in kept:
+        ref = mg.stack_ref(item["cluster"])
+        if item["era"] == mg.CLUSTER_API:
+            nodes = nodes_from_nova(ref, servers, nodegroups=item["nodegroups"])
+        else:
+            nodes = nodes_from_heat(item["stack_servers"], servers)
+        found_clusters.append({"name": item["name"], "uuid": item["cluster"]["uuid"], "era": item["era"],
+                               "stack_id": ref, "status": item["cluster"].get("status"),
+                               "nodes": nodes, "nodegroups": item["nodegroups"]})
+
+    node_ids = {n["id"] for c in found_clusters for n in c["nodes"]}
+    node_servers = [s for s in servers if s["id"] in node_ids]
+    listings = Listings(servers=node_servers)
+    if node_servers:
+        listings = listings_for(rest, found_clusters, node_servers)
+    return {"clusters": found_clusters, "listings": listings, "warnings": warnings}
+
+
+def listings_for(rest, clusters: list[dict], servers: list[dict]) -> Listings:
+    """Ports, networks, subnets, images (and flavors when needed) for these servers, in bulk."""
+    try:
+        ports = rest.list_ports_where([s["id"] for s in servers], PORT_FIELDS)
+    except Exception as exc:
+        raise explain(exc, "listing", "the ports of the clusters' servers") from exc
+    network_ids = sorted({p["network_id"] for p in ports if p.get("network_id")})
+    try:
+        networks = rest.list_networks(ids=network_ids) if network_ids else []
+        subnets = rest.list_subnets(network_ids) if network_ids else []
+    except Exception as exc:
+        raise explain(exc, "listing", "the networks of the clusters' servers") from exc
+    image_ids = {image_ref(s) for s in servers} - {None}
+    if any(image_ref(s) is None for s in servers):
+        # Some booted from a volume: their nodegroup's image (a name or an id) is asked for too.
+        refs = {ng.get("image_id") for c in clusters for ng in c["nodegroups"]} - {None, ""}
+        image_ids |= {r for r in refs if is_uuid(r)}
+        image_names = sorted(r for r in refs if not is_uuid(r))
+    else:
+        image_names = []
+    try:
+        images = rest.list_images(sorted(image_ids), image_names)
+    except Exception as exc:
+        raise explain(exc, "listing", "the images of the clusters' servers") from exc
+    flavors: list[dict] = []
+    if needs_flavor_listing(servers):
+        try:
+            flavors = rest.list_flavors()
+        except Exception as exc:
+            raise explain(exc, "listing", "flavors") from exc
+    return Listings(servers=servers, ports=ports, networks=networks, subnets=subnets, flavors=flavors,
+                    images=images)

@@ -1,7 +1,8 @@
 """A Magnum cluster's Ansible inventory, built from its discovered nodes and bulk listings (no cloud here).
 
 The static file (module ``os_container_infra_inventory``) and the dynamic plugin
-(``inventory_plugins/container_infra.py``) both call :func:`build`, so they give the same inventory::
+(``inventory_plugins/container_infra.py``) both call :func:`build` on what
+:func:`container_infra.discovery.collect` read, so they give the same inventory::
 
     all:
       children:
@@ -16,17 +17,25 @@ Group names are Ansible-safe: every character not in ``[A-Za-z0-9_]`` becomes ``
 ``container_infra_nodegroup``, ``container_infra_server_id``, ``container_infra_flavor``,
 ``container_infra_gpu`` and ``container_infra_networks`` (network name -> ip, mac, mtu, cidr, prefix,
 gateway, port_id, ipoib_mode), one entry per network the server has a port on.
+
+The roles read an inventory with :func:`host_groups`, :func:`hostvars_of` and the selections below
+(their filters point here).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import stat
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
+from container_infra.cloud.module import ModuleFailure
 
 #: Login user by Glance ``os_distro`` when the image has no ``os_admin_user`` property.
 OS_DISTRO_USERS = {
@@ -44,7 +53,6 @@ GPU_GROUP = "gpu"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 # resources:VGPU, resources:CUSTOM_GPU_A100, granular resources1:PGPU ...
 _GPU_RESOURCE = re.compile(r"^resources[^:]*:.*GPU", re.IGNORECASE)
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------------------- small pieces
@@ -231,10 +239,6 @@ def needs_flavor_listing(servers: Iterable[dict]) -> bool:
     return any(not isinstance((s.get("flavor") or {}).get("extra_specs"), dict) for s in servers)
 
 
-def is_uuid(text: str | None) -> bool:
-    return bool(text) and bool(_UUID.match(str(text)))
-
-
 # ---------------------------------------------------------------------------- the inventory
 def host_vars(cluster_name: str, node: dict, server: dict, index: dict[str, Any], *,
               network: str | None = None, ansible_user: str | None = None,
@@ -353,13 +357,35 @@ def groups_of(inventory: dict[str, Any]) -> dict[str, list[str]]:
     return {name: list(group.get("hosts") or {}) for name, group in inventory["all"]["children"].items()}
 
 
+def host_groups(inventory: dict) -> dict[str, list[str]]:
+    """{host: [groups]} from an inventory in YAML form (``all.children.<group>.hosts``), nested groups too."""
+    out: dict[str, list[str]] = {}
+
+    def walk(name: str, group: dict) -> None:
+        for host in (group or {}).get("hosts") or {}:
+            if name != "all":
+                out.setdefault(host, [])
+                if name not in out[host]:
+                    out[host].append(name)
+        for child, sub in ((group or {}).get("children") or {}).items():
+            walk(child, sub)
+
+    walk("all", (inventory or {}).get("all") or {})
+    return {host: sorted(groups) for host, groups in sorted(out.items())}
+
+
 def hostvars_of(inventory: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Host name -> host vars (they live in the hosts' ``cluster_*`` group)."""
+    """{host: vars} from an inventory in YAML form: the host's entries wherever it is listed, merged (in
+    the toolkit's own inventories the vars live in the hosts' ``cluster_*`` group)."""
     out: dict[str, dict[str, Any]] = {}
-    for name, group in inventory["all"]["children"].items():
-        if name.startswith("cluster_"):
-            for host, variables in (group.get("hosts") or {}).items():
-                out[host] = variables
+
+    def walk(group: dict) -> None:
+        for host, variables in ((group or {}).get("hosts") or {}).items():
+            out.setdefault(host, {}).update(variables or {})
+        for sub in ((group or {}).get("children") or {}).values():
+            walk(sub)
+
+    walk((inventory or {}).get("all") or {})
     return out
 
 
@@ -374,6 +400,66 @@ def hosts_summary(inventory: dict[str, Any]) -> list[dict[str, Any]]:
         "gpu": variables.get("container_infra_gpu"),
         "networks": variables.get("container_infra_networks"),
     } for host, variables in hostvars_of(inventory).items()]
+
+
+def inventory_of(collected: dict[str, Any], *, network: str | None = None, ansible_user: str | None = None,
+                 extra_host_vars: dict[str, Any] | None = None, jump_via_master: bool = True) -> dict[str, Any]:
+    """The inventory of what :func:`container_infra.discovery.collect` read."""
+    return build(collected["clusters"], collected["listings"], network=network, ansible_user=ansible_user,
+                 extra_host_vars=extra_host_vars, jump_via_master=jump_via_master)
+
+
+def network_warning(inventory: dict[str, Any], network: str | None) -> str | None:
+    """A warning when the preferred network is on none of the hosts (a typo, most often)."""
+    hosts = hostvars_of(inventory)
+    if not network or not hosts:
+        return None
+    if any(network in (v.get("container_infra_networks") or {}) for v in hosts.values()):
+        return None
+    seen = sorted({n for v in hosts.values() for n in v.get("container_infra_networks") or {}})
+    return (f"network {network} is on none of the nodes (they have {', '.join(seen) or 'no ports'}); "
+            "ansible_host is the floating IP, else the first fixed IP")
+
+
+# ---------------------------------------------------------------------------- selections (the roles' filters)
+def select_servers(hostvars: dict[str, dict], roles: list[str] | None = None,
+                   nodegroups: list[str] | None = None) -> list[str]:
+    """Server ids of the hosts whose role is in ``roles`` and nodegroup in ``nodegroups`` (None: any)."""
+    return [
+        hv["container_infra_server_id"]
+        for _, hv in sorted(hostvars.items())
+        if (roles is None or hv.get("container_infra_role") in roles)
+        and (nodegroups is None or hv.get("container_infra_nodegroup") in nodegroups)
+    ]
+
+
+def provider_ports(hostvars: dict[str, dict], networks: list[str], keep_hosts: list[str] | None = None) -> list[str]:
+    """Port ids the hosts have on ``networks``, hosts named in ``keep_hosts`` left out, each id once."""
+    keep = set(keep_hosts or [])
+    ports: list[str] = []
+    for host, hv in sorted(hostvars.items()):
+        if host in keep:
+            continue
+        for network, entry in sorted((hv.get("container_infra_networks") or {}).items()):
+            port_id = (entry or {}).get("port_id")
+            if network in networks and port_id and port_id not in ports:
+                ports.append(port_id)
+    return ports
+
+
+def nic_interfaces(host_networks: dict[str, dict], wanted: list[str]) -> list[dict]:
+    """The container_infra_nic module's ``interfaces`` for the host's networks named in ``wanted``."""
+    out = []
+    for name in sorted(set(wanted)):
+        net = host_networks.get(name)
+        if not net:
+            continue
+        address = f"{net['ip']}/{net['prefix']}" if net.get("ip") and net.get("prefix") is not None else None
+        entry = {"network": name, "mac": net["mac"], "mtu": net.get("mtu"),
+                 "ipoib_mode": net.get("ipoib_mode"), "address": address}
+        # Unset keys are left out: a module's choices reject an explicit null.
+        out.append({key: value for key, value in entry.items() if value is not None})
+    return out
 
 
 # ---------------------------------------------------------------------------- the file
@@ -406,3 +492,49 @@ def render(inventory: dict[str, Any], clusters: Iterable[str], cloud: str | None
     body = yaml.dump(inventory, Dumper=dumper, default_flow_style=False, sort_keys=False,
                      indent=2, width=100, allow_unicode=True)
     return "\n".join(header) + "\n" + body
+
+
+FILE_MODE = 0o644
+
+
+def read_existing(path: str) -> tuple[str | None, int | None]:
+    """The file's text and mode, (None, None) when there is none."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        return text, stat.S_IMODE(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return None, None  # writing says what is wrong with the path
+    except IsADirectoryError:
+        raise ModuleFailure(f"path {path} is a directory; set path to a file name, such as "
+                            f"{os.path.join(path, 'hosts.yml')}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        said = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise ModuleFailure(f"reading the inventory file {path} failed: {said}; fix its permissions or "
+                            "choose another path") from None
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` (parents made, mode 0644) through a temporary file and a rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    ancestor = directory
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise ModuleFailure(f"writing the inventory file {path} failed: {ancestor} is a file, not a directory; "
+                            "choose a path you can write (option path)")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".inventory-", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.chmod(temporary, FILE_MODE)
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+    except OSError as exc:
+        raise ModuleFailure(f"writing the inventory file {path} failed: {exc.strerror or exc}; choose a path "
+                            "you can write (option path) or fix the permissions of its directory") from None

@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
-from ansible_runner import assert_one_clear_sentence
+from ansible_runner import BIN, REPO, ansible_env, ansible_module, assert_one_clear_sentence, host_results
 
 from container_infra.cloud.connection import Cloud
-from container_infra.modules.magnum import read
+from container_infra.magnum import read
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 PLAYBOOK = REPO / "tests" / "integration" / "playbooks" / "module_container_infra_lifecycle.yml"
 PREFIX = f"moda-{uuid.uuid4().hex[:6]}"
 ERAS = {"heat": "fedora-coreos-sandbox", "cluster_api": "ubuntu-capi-sandbox"}
@@ -34,39 +30,9 @@ LIFECYCLE_ERAS = dict(ERAS)
 LIFECYCLE_LIMIT_S = 1200
 
 
-def ansible_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1",
-               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
-    return env
-
-
-def host_results(stdout: str) -> list[dict]:
-    """Each task's result for localhost, in order, from the json callback's output."""
-    data = json.loads(stdout[stdout.index("{"):])
-    out = []
-    for play in data["plays"]:
-        for task in play["tasks"]:
-            result = dict(task["hosts"].get("localhost", {}))
-            result["_task"] = task["task"]["name"]
-            out.append(result)
-    return out
-
-
 def run_module(module: str, args: dict, *, check: bool = False, diff: bool = False, timeout: int = 600) -> dict:
     """``ansible localhost -m module -a '<json>'`` with the venv's interpreter; the module's result."""
-    command = [str(BIN / "ansible"), "localhost", "-m", module, "-a", json.dumps(args),
-               "-e", f"ansible_python_interpreter={sys.executable}"]
-    if check:
-        command.append("--check")
-    if diff:
-        command.append("--diff")
-    done = subprocess.run(command, cwd=REPO, env=ansible_env(), capture_output=True, text=True, timeout=timeout)
-    try:
-        return host_results(done.stdout)[0]
-    except (ValueError, KeyError, IndexError):
-        raise AssertionError(f"no result from {module}: {done.stdout[-2000:]} {done.stderr[-2000:]}") from None
+    return ansible_module(module, args, check=check, diff=diff, timeout=timeout, interpreter=True)
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from ansible_runner import BIN, REPO, ansible_module
+from ansible_runner import BIN, REPO, ansible_env, ansible_module
 
 from container_infra.cloud import Cloud
 from container_infra.inventory import cluster_group
-from container_infra.modules.magnum import read
+from container_infra.magnum import read
 
 ERAS = {"capi": "ubuntu-capi-sandbox", "heat": "fedora-coreos-sandbox"}
 SHAPE_GROUPS = {"masters", "workers", "nodegroup_default_master", "nodegroup_default_worker", "gpu"}
@@ -127,7 +127,7 @@ def clusters(sandbox, conn):
 
 def ansible_inventory(*sources: Path) -> dict:
     """``ansible-inventory --list`` over the sources, as an operator runs it (the repo's ansible.cfg)."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    env = ansible_env(json_results=False)
     command = [str(BIN / "ansible-inventory"), "--list"]
     for source in sources:
         command += ["-i", str(source)]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from ansible_runner import ansible_module, assert_one_clear_sentence
+from cloud_servers import boot_servers, delete_servers
 
-from container_infra.cloud.servers import boot_servers, delete_servers
 from container_infra.sandbox.faults import FaultClient
 from container_infra.sandbox.nodes import FAKE_ZONE
 

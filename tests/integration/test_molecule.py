@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from ansible_runner import BIN, REPO
 
 
 def test_molecule_scenario_converges_idempotently_and_verifies(sandbox, tmp_path):

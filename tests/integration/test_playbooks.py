@@ -8,21 +8,18 @@ steps in order; each test needs the ones before it (a failed step fails the rest
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
+from ansible_runner import BIN, REPO, ansible_env, report_of, run
 
 from container_infra.cloud.connection import Cloud
 from container_infra.sandbox.nodes import NODE_LABEL
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 NAME = f"play-{uuid.uuid4().hex[:6]}"
 GROUP = "cluster_" + NAME.replace("-", "_")
 
@@ -54,8 +51,7 @@ class Operator:
         self.work = work
         self.key = work / "ssh" / "id_ed25519"
         self.inventory_root = work / "inventories"
-        self.env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                        ANSIBLE_FORCE_COLOR="0", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+        self.env = ansible_env(json_results=False)
 
     @property
     def inventory(self) -> Path:
@@ -67,13 +63,10 @@ class Operator:
         spec_file.write_text(yaml.safe_dump({**spec(node_count),
                                              "container_infra_cluster_ssh_key_file": str(self.key),
                                              "container_infra_cluster_inventory_root": str(self.inventory_root)}))
-        env = dict(self.env, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-        done = subprocess.run(
-            [str(BIN / "ansible-playbook"), "-i", str(REPO / "inventories" / "sandbox" / "localhost.yml"),
-             "-e", f"@{spec_file}", *extra, str(REPO / "playbooks" / name)],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        done = run([str(BIN / "ansible-playbook"), "-i", str(REPO / "inventories" / "sandbox" / "localhost.yml"),
+                    "-e", f"@{spec_file}", *extra, str(REPO / "playbooks" / name)], timeout=timeout)
         try:
-            report = json.loads(done.stdout[done.stdout.index("{"):])
+            report = report_of(done.stdout)
         except ValueError:
             raise AssertionError(f"{name}: no JSON (rc {done.returncode}) {done.stdout[-3000:]} "
                                  f"{done.stderr[-3000:]}") from None
@@ -82,13 +75,11 @@ class Operator:
 
     def ansible(self, pattern: str, module: str, args: str = "", inventory: Path | None = None) -> dict[str, dict]:
         """An ad-hoc command on the nodes of an inventory: {host: result}."""
-        env = dict(self.env, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
         command = [str(BIN / "ansible"), "-i", str(inventory or self.inventory), pattern, "-m", module]
         if args:
             command += ["-a", args]
-        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-        report = json.loads(done.stdout[done.stdout.index("{"):])
-        return report["plays"][0]["tasks"][0]["hosts"]
+        done = run(command, timeout=300)
+        return report_of(done.stdout)["plays"][0]["tasks"][0]["hosts"]
 
     def hosts(self) -> dict[str, dict]:
         """The written inventory's hosts and their variables."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import cloud_servers as servers
 import pytest
 from openstack.exceptions import SDKException
-
-from container_infra.cloud import servers
 
 
 class FlakyCompute:

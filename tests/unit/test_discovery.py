@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from container_infra import discovery
+from container_infra import discovery, magnum
+from container_infra.heat import annotate, role_of, select, servers_of
 from container_infra.modules.os_manila_share import parse_export_location
-from container_infra.modules.os_stack_facts import annotate, role_of, select, servers_of
 
 TOP = "11111111-1111-1111-1111-111111111111"
 HEAT = "http://heat/v1/p/stacks"
@@ -105,7 +105,7 @@ def test_parse_capi_name(stack_id, name, expected):
     ({"stack_id": "mycluster-0123456789ab"}, "cluster_api"),  # magnum-capi-helm
 ])
 def test_era(cluster, era):
-    assert discovery.era_of(cluster) == era
+    assert magnum.era_of(cluster) == era
 
 
 def test_both_eras_give_the_same_shape():

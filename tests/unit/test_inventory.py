@@ -12,7 +12,7 @@ import yaml
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
-from container_infra import inventory
+from container_infra import discovery, inventory
 from container_infra.cloud.errors import CloudError
 from container_infra.cloud.module import ModuleFailure
 from container_infra.modules import os_container_infra_inventory as module_logic
@@ -384,7 +384,7 @@ def scaled(workers: int):
 def test_collect_makes_the_same_calls_whatever_the_node_count(workers):
     servers, ports, nodegroups = scaled(workers)
     rest = FakeRest(servers, ports)
-    collected = module_logic.collect(FakeCloud([CLUSTER], nodegroups), ["my-cluster.v2"], rest=rest)
+    collected = discovery.collect(FakeCloud([CLUSTER], nodegroups), ["my-cluster.v2"], rest=rest)
     assert len(collected["clusters"][0]["nodes"]) == 4 + workers
     assert rest.calls == [("servers", "^(kube\\-ab12c)-"), ("ports", None), ("networks", None),
                           ("subnets", None), ("images", None)]
@@ -394,16 +394,16 @@ def test_unknown_cluster_and_cluster_without_stack_are_one_sentence():
     cloud = FakeCloud([CLUSTER, {**CLUSTER, "uuid": "u2", "name": "young", "cluster_id": None, "stack_id": None,
                                  "status": "CREATE_IN_PROGRESS"}], [])
     with pytest.raises(CloudError) as missing:
-        module_logic.collect(cloud, ["nope"], rest=FakeRest([], []))
+        discovery.collect(cloud, ["nope"], rest=FakeRest([], []))
     assert str(missing.value) == ("cluster nope was not found in the project; check the name or UUID with "
                                   "`openstack coe cluster list`")
     with pytest.raises(CloudError) as young:
-        module_logic.collect(cloud, ["young"], rest=FakeRest([], []))
+        discovery.collect(cloud, ["young"], rest=FakeRest([], []))
     assert "cluster young has no stack yet" in str(young.value) and "\n" not in str(young.value)
     # Listing every cluster (the plugin): the young one is left out with a warning.
     servers, ports, nodegroups = capi_cloud_data()
     cloud.magnum().nodegroups = FakeNodegroups(nodegroups)
-    collected = module_logic.collect(cloud, None, skip_unready=True, rest=FakeRest(servers, ports))
+    collected = discovery.collect(cloud, None, skip_unready=True, rest=FakeRest(servers, ports))
     assert [c["name"] for c in collected["clusters"]] == ["my-cluster.v2"]
     assert len(collected["warnings"]) == 1 and "young" in collected["warnings"][0]
 
@@ -471,3 +471,11 @@ def test_module_unwritable_path_is_one_sentence(fake_collect, tmp_path):
     with pytest.raises(ModuleFailure) as directory:
         module_logic.run(FakeModule({"cluster": "my-cluster.v2", "path": str(tmp_path)}), None)
     assert "is a directory" in str(directory.value)
+
+
+def test_module_returns_what_the_role_adds_to_the_play(fake_collect):
+    result = module_logic.run(FakeModule({"cluster": "my-cluster.v2", "path": None}), None)
+    assert result["hostvars"] == inventory.hostvars_of(result["inventory"])
+    assert result["host_groups"] == inventory.host_groups(result["inventory"])
+    master = next(host for host, v in result["hostvars"].items() if v["container_infra_role"] == "master")
+    assert "masters" in result["host_groups"][master] and result["hostvars"][master]["ansible_host"]

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import ast
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from ansible_runner import BIN, REPO
 
 from container_infra.cloud.connection import AUTH_ARGUMENT_SPEC
 from container_infra.modules.os_container_infra_inventory import ARGUMENT_SPEC
 
-REPO = Path(__file__).resolve().parents[2]
-ANSIBLE_DOC = str(Path(sys.executable).parent / "ansible-doc")
+ANSIBLE_DOC = str(BIN / "ansible-doc")
 MODULE = REPO / "library" / "os_container_infra_inventory.py"
 PLUGIN = REPO / "inventory_plugins" / "container_infra.py"
 

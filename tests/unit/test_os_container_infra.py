@@ -8,18 +8,17 @@ import datetime
 
 import pytest
 
+from container_infra import credentials, magnum_cluster, magnum_template
+from container_infra import magnum as mg
 from container_infra.cloud.module import ModuleFailure
-from container_infra.modules import magnum as mg
-from container_infra.modules import os_container_infra as oci
-from container_infra.modules import os_container_infra_config as occ
-from container_infra.modules import os_container_infra_template as oct_
+from container_infra.modules import os_container_infra, os_container_infra_template
 
 TEMPLATE = {"uuid": "11111111-1111-1111-1111-111111111111", "name": "t1", "labels": {"a": "1"}}
 TEMPLATE2 = {"uuid": "22222222-2222-2222-2222-222222222222", "name": "t2"}
 
 
 def params(**overrides):
-    base = {name: spec.get("default") for name, spec in oci.ARGUMENT_SPEC.items()}
+    base = {name: spec.get("default") for name, spec in os_container_infra.ARGUMENT_SPEC.items()}
     base.update(name="demo", state="present", wait=True, timeout=600, poll_interval=2.0)
     base.update(overrides)
     return base
@@ -75,7 +74,7 @@ BAD_PARAMS = [
 
 
 def _ng_defaults(ng):
-    return {**{k: v.get("default") for k, v in oci.NODEGROUP_SPEC.items()}, **ng}
+    return {**{k: v.get("default") for k, v in os_container_infra.NODEGROUP_SPEC.items()}, **ng}
 
 
 @pytest.mark.parametrize(("overrides", "message"), BAD_PARAMS, ids=[m[:30] for _, m in BAD_PARAMS])
@@ -83,13 +82,13 @@ def test_bad_parameters_fail_in_one_sentence(overrides, message):
     if "nodegroups" in overrides:
         overrides = {**overrides, "nodegroups": [_ng_defaults(ng) for ng in overrides["nodegroups"]]}
     with pytest.raises(ModuleFailure) as caught:
-        oci.validate(params(**overrides))
+        magnum_cluster.validate(params(**overrides))
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
 
 
 def test_labels_are_flattened_to_strings():
-    assert oci.clean_labels("labels", {"a": 1, "b": True, "c": "x", "d": 1.5}) == {
+    assert mg.clean_labels("labels", {"a": 1, "b": True, "c": "x", "d": 1.5}) == {
         "a": "1", "b": "true", "c": "x", "d": "1.5"}
 
 
@@ -145,7 +144,7 @@ PLANS = [
 @pytest.mark.parametrize(("params_", "current", "ngs", "template", "actions", "refusals"),
                          [p[1:] for p in PLANS], ids=[p[0] for p in PLANS])
 def test_plan(params_, current, ngs, template, actions, refusals):
-    plan = oci.plan_cluster(params_, current, ngs, template=template, same=aliases)
+    plan = magnum_cluster.plan_cluster(params_, current, ngs, template=template, same=aliases)
     assert plan.describe() == (actions if not refusals else plan.describe())
     for words in refusals:
         assert any(words in r for r in plan.refusals), plan.refusals
@@ -155,7 +154,7 @@ def test_plan(params_, current, ngs, template, actions, refusals):
 
 
 def test_plan_diff_before_after():
-    plan = oci.plan_cluster(params(node_count=5, cluster_template="t2"), cluster(), DEFAULT_NGS,
+    plan = magnum_cluster.plan_cluster(params(node_count=5, cluster_template="t2"), cluster(), DEFAULT_NGS,
                             template=TEMPLATE2)
     assert plan.before == {"node_count": 3, "cluster_template_id": TEMPLATE["uuid"]}
     assert plan.after == {"node_count": 5, "cluster_template_id": TEMPLATE2["uuid"]}
@@ -164,12 +163,12 @@ def test_plan_diff_before_after():
 def test_plan_after_applying_is_empty():
     """The second run: the cluster as the first run left it gives no actions."""
     wanted = params(cluster_template="t2", node_count=5, nodegroups=[_ng_defaults({"name": "gpu", "node_count": 2})])
-    first = oci.plan_cluster(wanted, cluster(), DEFAULT_NGS, template=TEMPLATE2)
+    first = magnum_cluster.plan_cluster(wanted, cluster(), DEFAULT_NGS, template=TEMPLATE2)
     assert len(first.actions) == 3
     # Magnum's cluster node_count is the sum over the worker nodegroups: 5 default workers + 2 gpu.
     after = cluster(cluster_template_id=TEMPLATE2["uuid"], node_count=7)
     ngs_after = [DEFAULT_NGS[0], nodegroup("default-worker", 5, is_default=True), nodegroup("gpu", 2)]
-    second = oci.plan_cluster(wanted, after, ngs_after, template=TEMPLATE2)
+    second = magnum_cluster.plan_cluster(wanted, after, ngs_after, template=TEMPLATE2)
     assert second.actions == [] and second.refusals == []
 
 
@@ -177,8 +176,8 @@ def test_default_workers_are_compared_with_their_own_nodegroup_not_the_cluster_t
     """The cluster's node_count (7) counts the gpu nodegroup too; 5 default workers asked for, 5 there."""
     ngs = [DEFAULT_NGS[0], nodegroup("default-worker", 5, is_default=True), nodegroup("gpu", 2)]
     wanted = params(node_count=5, nodegroups=[_ng_defaults({"name": "gpu", "node_count": 2})])
-    assert oci.plan_cluster(wanted, cluster(node_count=7), ngs).actions == []
-    grown = oci.plan_cluster(params(node_count=6), cluster(node_count=7), ngs)
+    assert magnum_cluster.plan_cluster(wanted, cluster(node_count=7), ngs).actions == []
+    grown = magnum_cluster.plan_cluster(params(node_count=6), cluster(node_count=7), ngs)
     assert grown.describe() == ["resize nodegroup default-worker from 5 to 6 nodes"]
     assert (grown.before["node_count"], grown.after["node_count"]) == (5, 6)
 
@@ -189,9 +188,9 @@ def test_nodegroup_bounds_are_sent_only_when_they_differ():
     detail = {"gpu": nodegroup("gpu", 2, min_node_count=1, max_node_count=4)}
     same = params(nodegroups=[_ng_defaults({"name": "gpu", "node_count": 2, "min_node_count": 1,
                                             "max_node_count": 4})])
-    assert oci.plan_cluster(same, cluster(node_count=5), listed, nodegroup_details=detail).actions == []
+    assert magnum_cluster.plan_cluster(same, cluster(node_count=5), listed, nodegroup_details=detail).actions == []
     wider = params(nodegroups=[_ng_defaults({"name": "gpu", "node_count": 2, "max_node_count": 6})])
-    assert oci.plan_cluster(wider, cluster(node_count=5), listed, nodegroup_details=detail).describe() == [
+    assert magnum_cluster.plan_cluster(wider, cluster(node_count=5), listed, nodegroup_details=detail).describe() == [
         "update nodegroup gpu: max_node_count 6"]
 
 
@@ -200,23 +199,23 @@ def test_bounds_loosen_before_a_resize_and_tighten_after():
     ngs = [*DEFAULT_NGS, nodegroup("gpu", 5, min_node_count=0, max_node_count=5)]
     grow = params(nodegroups=[_ng_defaults({"name": "gpu", "node_count": 8, "min_node_count": 6,
                                             "max_node_count": 8})])
-    assert oci.plan_cluster(grow, cluster(node_count=8), ngs).describe() == [
+    assert magnum_cluster.plan_cluster(grow, cluster(node_count=8), ngs).describe() == [
         "update nodegroup gpu: max_node_count 8", "resize nodegroup gpu from 5 to 8 nodes",
         "update nodegroup gpu: min_node_count 6"]
     shrink = params(nodegroups=[_ng_defaults({"name": "gpu", "node_count": 2, "max_node_count": 2})])
-    assert oci.plan_cluster(shrink, cluster(node_count=8), ngs).describe() == [
+    assert magnum_cluster.plan_cluster(shrink, cluster(node_count=8), ngs).describe() == [
         "resize nodegroup gpu from 5 to 2 nodes", "update nodegroup gpu: max_node_count 2"]
 
 
 def test_default_worker_bounds_through_nodegroups():
     ngs = [DEFAULT_NGS[0], nodegroup("default-worker", 3, is_default=True, min_node_count=0, max_node_count=3)]
     wanted = params(nodegroups=[_ng_defaults({"name": "default-worker", "node_count": 4, "max_node_count": 6})])
-    plan = oci.plan_cluster(wanted, cluster(), ngs)
+    plan = magnum_cluster.plan_cluster(wanted, cluster(), ngs)
     assert plan.describe() == ["update nodegroup default-worker: max_node_count 6",
                                "resize nodegroup default-worker from 3 to 4 nodes"]
     assert plan.after["nodegroups"] == {"default-worker": {"max_node_count": 6}}
     settled = [DEFAULT_NGS[0], nodegroup("default-worker", 4, is_default=True, max_node_count=6)]
-    assert oci.plan_cluster(wanted, cluster(node_count=4), settled).actions == []
+    assert magnum_cluster.plan_cluster(wanted, cluster(node_count=4), settled).actions == []
 
 
 def test_nodegroup_details_are_read_only_where_the_listing_falls_short():
@@ -232,14 +231,14 @@ def test_nodegroup_details_are_read_only_where_the_listing_falls_short():
 
     listed = [*DEFAULT_NGS, nodegroup("gpu", 2)]
     plain = params(node_count=3, nodegroups=[_ng_defaults({"name": "gpu", "node_count": 2})])
-    assert oci._nodegroup_details(Magnum(), "c", plain, listed) == {} and calls == []
+    assert magnum_cluster.nodegroup_details(Magnum(), "c", plain, listed) == {} and calls == []
     bounded = params(node_count=4, nodegroups=[_ng_defaults({"name": "gpu", "node_count": 2,
                                                              "max_node_count": 3})])
-    assert set(oci._nodegroup_details(Magnum(), "c", bounded, listed)) == {"default-worker", "gpu"}
+    assert set(magnum_cluster.nodegroup_details(Magnum(), "c", bounded, listed)) == {"default-worker", "gpu"}
 
 
 def test_create_body_uses_magnum_fields():
-    body = oci.create_body(params(cluster_template="t1", node_count=2, flavor="bm.large", labels={"x": 1},
+    body = magnum_cluster.create_body(params(cluster_template="t1", node_count=2, flavor="bm.large", labels={"x": 1},
                                   merge_labels=True, create_timeout=30), TEMPLATE["uuid"])
     assert body == {"name": "demo", "cluster_template_id": TEMPLATE["uuid"], "node_count": 2,
                     "flavor_id": "bm.large", "labels": {"x": "1"}, "merge_labels": True, "create_timeout": 30}
@@ -248,17 +247,17 @@ def test_create_body_uses_magnum_fields():
 def test_shrinking_below_the_default_worker_minimum_is_refused():
     ngs = [DEFAULT_NGS[0], nodegroup("default-worker", 3, is_default=True, min_node_count=2)]
     with pytest.raises(ModuleFailure, match="below the min_node_count 2 of nodegroup default-worker"):
-        oci.plan_cluster(params(node_count=1), cluster(), ngs)
+        magnum_cluster.plan_cluster(params(node_count=1), cluster(), ngs)
 
 
 def test_refusal_message_is_one_sentence():
-    text = oci.refusal_message("demo", ["master_count is 1, wanted 3", "keypair is 'a', wanted 'b'"])
+    text = magnum_cluster.refusal_message("demo", ["master_count is 1, wanted 3", "keypair is 'a', wanted 'b'"])
     assert text.startswith("cluster demo cannot be changed in place: master_count")
     assert "delete the cluster" in text and "\n" not in text
 
 
 def test_failure_sentence_has_reason_and_faults():
-    text = oci.failure_sentence({"name": "demo", "status": "CREATE_FAILED", "status_reason": "disk broke.",
+    text = magnum_cluster.failure_sentence({"name": "demo", "status": "CREATE_FAILED", "status_reason": "disk broke.",
                                  "faults": {"default-worker": "server boot failed"}})
     assert text == ("cluster demo is CREATE_FAILED: disk broke (faults: default-worker: server boot failed)")
 
@@ -295,7 +294,7 @@ def test_find_cluster_refuses_a_name_several_clusters_share():
 
 # ------------------------------------------------------------------ template
 def tparams(**overrides):
-    base = {name: spec.get("default") for name, spec in oct_.ARGUMENT_SPEC.items()}
+    base = {name: spec.get("default") for name, spec in os_container_infra_template.ARGUMENT_SPEC.items()}
     base.update(name="t1", state="present")
     base.update(overrides)
     return base
@@ -314,14 +313,14 @@ TEMPLATE_FULL = {"uuid": "u", "name": "t1", "coe": "kubernetes", "image_id": "im
     (tparams(state="absent"), None, None, []),
 ])
 def test_template_plan(p, current, action, patch_paths):
-    plan = oct_.plan_template(p, current, same=aliases)
+    plan = magnum_template.plan_template(p, current, same=aliases)
     assert plan.action == action
     assert [x["path"] for x in plan.patch] == patch_paths
 
 
 def test_template_create_needs_coe_image_network():
     with pytest.raises(ModuleFailure, match="coe is required to create cluster template t1"):
-        oct_.plan_template(tparams(image="img"), None)
+        magnum_template.plan_template(tparams(image="img"), None)
 
 
 # ------------------------------------------------------------------ config
@@ -338,7 +337,7 @@ def _ca_and_cert(days=30):
           .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=365))
           .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
           .sign(ca_key, hashes.SHA256()))
-    key_pem, csr_pem = occ.make_key_and_csr()
+    key_pem, csr_pem = credentials.make_key_and_csr()
     csr = x509.load_pem_x509_csr(csr_pem)
     cert = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca_name).public_key(csr.public_key())
             .serial_number(2).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=days))
@@ -356,31 +355,31 @@ def test_csr_is_for_admin_in_system_masters():
 def test_cert_still_good_checks_issuer_and_expiry():
     ca, cert, _, _ = _ca_and_cert(days=30)
     other_ca, _, _, _ = _ca_and_cert()
-    assert occ.cert_still_good(cert, ca)
-    assert not occ.cert_still_good(cert, other_ca)
-    assert not occ.cert_still_good(cert, ca, renew_before_days=31)
-    assert not occ.cert_still_good(b"garbage", ca)
+    assert credentials.cert_still_good(cert, ca)
+    assert not credentials.cert_still_good(cert, other_ca)
+    assert not credentials.cert_still_good(cert, ca, renew_before_days=31)
+    assert not credentials.cert_still_good(b"garbage", ca)
 
 
 def test_kubeconfig_round_trip(tmp_path):
     ca, cert, key, _ = _ca_and_cert()
-    config = occ.build_kubeconfig("demo", "https://127.42.0.5:6443", ca, cert, key)
+    config = credentials.build_kubeconfig("demo", "https://127.42.0.5:6443", ca, cert, key)
     assert config["current-context"] == "default"
     assert config["users"][0]["name"] == "admin"
     assert base64.b64decode(config["users"][0]["user"]["client-key-data"]) == key
     import yaml
 
     path = tmp_path / "config"
-    occ.write_file(path, yaml.safe_dump(config).encode(), occ.PRIVATE_MODE)
+    credentials.write_file(path, yaml.safe_dump(config).encode(), credentials.PRIVATE_MODE)
     assert path.stat().st_mode & 0o777 == 0o600
-    assert occ.read_kubeconfig(path) == ("https://127.42.0.5:6443", ca, cert)
-    assert occ.read_kubeconfig(tmp_path / "missing") == (None, None, None)
+    assert credentials.read_kubeconfig(path) == ("https://127.42.0.5:6443", ca, cert)
+    assert credentials.read_kubeconfig(tmp_path / "missing") == (None, None, None)
 
 
 def test_docker_env_script():
-    env = occ.docker_env("tcp://127.42.0.9:2376", occ.Path("/creds"), tls=True)
+    env = credentials.docker_env("tcp://127.42.0.9:2376", credentials.Path("/creds"), tls=True)
     assert env == {"DOCKER_HOST": "tcp://127.42.0.9:2376", "DOCKER_CERT_PATH": "/creds", "DOCKER_TLS_VERIFY": "1"}
-    assert occ.env_script(env).decode().splitlines()[0] == "export DOCKER_HOST=tcp://127.42.0.9:2376"
+    assert credentials.env_script(env).decode().splitlines()[0] == "export DOCKER_HOST=tcp://127.42.0.9:2376"
 
 
 def test_resolver_compares_plain_values_without_lookups():
@@ -415,7 +414,7 @@ def test_a_just_created_cluster_missing_for_a_while_is_waited_for():
         def magnum(self):
             return type("Magnum", (), {"clusters": Clusters()})()
 
-    runner = oci.Runner(None, Cloud(), params(poll_interval=0.01, timeout=30))
+    runner = magnum_cluster.Runner(None, Cloud(), params(poll_interval=0.01, timeout=30))
     cluster = runner.wait_cluster("u", "create cluster demo", expect_change=False, just_created=True)
     assert cluster["status"] == "CREATE_COMPLETE" and not answers
     assert [e["status"] for e in runner.events] == ["CREATE_IN_PROGRESS", "CREATE_COMPLETE"]

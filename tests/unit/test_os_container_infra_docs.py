@@ -8,11 +8,10 @@ import ast
 import importlib.util
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
+from ansible_runner import BIN, REPO
 
 from container_infra.cloud.connection import AUTH_ARGUMENT_SPEC
 from container_infra.modules import (
@@ -24,8 +23,7 @@ from container_infra.modules import (
     os_stack_facts,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-ANSIBLE_DOC = str(Path(sys.executable).parent / "ansible-doc")
+ANSIBLE_DOC = str(BIN / "ansible-doc")
 # module -> (its own argument spec, the wait fragment it takes: modules that wait, or not)
 MODULES = {
     "os_container_infra": (os_container_infra.ARGUMENT_SPEC, "container_infra.wait"),

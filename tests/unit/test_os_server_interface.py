@@ -8,7 +8,7 @@ import pytest
 from keystoneauth1.exceptions.http import InternalServerError
 
 from container_infra.cloud.errors import CloudError
-from container_infra.modules.os_server_interface import ensure
+from container_infra.server_ports import ensure
 
 NETS = [
     {"id": "net-hte", "name": "hte", "mtu": 9000},
@@ -225,7 +225,7 @@ def test_duplicate_server_names_ask_for_an_id():
 
 
 def test_id_listings_stay_under_the_request_line_limit():
-    from container_infra.openstack_rest import chunks
+    from container_infra.cloud.rest import chunks
 
     ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(250)]
     groups = list(chunks(ids, "device_id"))

@@ -1,43 +1,40 @@
-"""The cluster role refuses, before it makes anything, a spec it cannot carry out (no cloud needed:
-the refusal comes before the role's first cloud call)."""
+"""The cluster role without a cloud: it refuses, before it makes anything, a spec it cannot carry out
+(the refusal comes before the role's first cloud call); the Swarm stack's template as it renders; the
+nodes it adds to the running play; what a delete removes from the cluster's directory."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from ansible_runner import BIN, REPO, report_of, run
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = REPO / ".venv" / "bin"
+from container_infra.inventory import host_groups, hostvars_of
 
 
-def run_play(tmp_path: Path, play: dict) -> subprocess.CompletedProcess:
+def run_play(tmp_path: Path, play: dict, **env: str) -> subprocess.CompletedProcess:
     """One play on localhost with the project's ansible.cfg; its report in JSON on stdout."""
     playbook = tmp_path / "play.yml"
     playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False} | play]))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-    return subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                           "-e", f"ansible_python_interpreter={BIN / 'python'}", str(playbook)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    return run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                "-e", f"ansible_python_interpreter={BIN / 'python'}", str(playbook)], timeout=300, **env)
 
 
-def run_role(tmp_path: Path, spec: dict) -> subprocess.CompletedProcess:
-    return run_play(tmp_path, {
-        "tasks": [{"ansible.builtin.include_role": {"name": "container_infra_cluster"},
-                   "vars": {"container_infra_cluster_cloud": "no-such-cloud",
-                            "container_infra_cluster_spec": spec,
-                            "container_infra_cluster_inventory_dir": str(tmp_path / "inv"),
-                            "container_infra_cluster_ssh_key_file": str(tmp_path / "key")}}],
-    })
+def run_role(tmp_path: Path, spec: dict, cloud: str | None = "no-such-cloud", **env: str):
+    """The cluster role with ``spec``; ``cloud`` None leaves the role's default."""
+    variables = {"container_infra_cluster_spec": spec,
+                 "container_infra_cluster_inventory_dir": str(tmp_path / "inv"),
+                 "container_infra_cluster_ssh_key_file": str(tmp_path / "key")}
+    if cloud is not None:
+        variables["container_infra_cluster_cloud"] = cloud
+    return run_play(tmp_path, {"tasks": [{"ansible.builtin.include_role": {"name": "container_infra_cluster"},
+                                          "vars": variables}]}, **env)
 
 
 def failures(done: subprocess.CompletedProcess) -> list[tuple[str, str]]:
-    report = json.loads(done.stdout[done.stdout.index("{"):])
+    report = report_of(done.stdout)
     return [(task["task"]["name"], result.get("msg", "")) for play in report["plays"] for task in play["tasks"]
             for result in task["hosts"].values() if result.get("failed")]
 
@@ -69,6 +66,45 @@ def test_heat_swarm_takes_networks_placed_by_role_and_nodegroup(tmp_path):
     # Past the check: the run goes on to its first cloud call, for a cloud that does not exist here.
     (task, message), = failures(done)
     assert task != f"container_infra_cluster : {CHECK}" and "no-such-cloud was not found" in message
+
+
+MAGNUM = {"name": "k-test", "template": {"name": "k-test-t1", "coe": "kubernetes", "image": "img",
+                                        "external_network": "public", "labels": {"kube_tag": "v1.30.4"}},
+          "node_count": 2, "nodegroups": [{"name": "gpu", "flavor": "bm.gpu", "node_count": 1,
+                                           "node_taints": [{"key": "gpu", "effect": "NoSchedule"}]}],
+          "networks": [{"network": "hte"}, {"network": "lln", "roles": ["worker"]}]}
+
+
+@pytest.mark.parametrize(("spec", "typo"), [
+    (MAGNUM | {"template": MAGNUM["template"] | {"imgae": "img"}}, "imgae"),
+    (MAGNUM | {"nodegroups": [{"name": "gpu", "flavour": "bm.gpu"}]}, "flavour"),
+    (MAGNUM | {"nodegroups": [{"name": "gpu", "node_taints": [{"key": "gpu", "efect": "NoSchedule"}]}]}, "efect"),
+    (MAGNUM | {"networks": [{"network": "lln", "role": ["worker"]}]}, "role"),
+    (SWARM | {"nodegroups": [{"name": "gpu", "flavor": "bm.gpu", "node_cout": 2}]}, "node_cout"),
+    (MAGNUM | {"node_cout": 2}, "node_cout"),
+])
+def test_a_typo_in_a_nested_spec_key_fails_before_anything_is_made(tmp_path, spec, typo):
+    done = run_role(tmp_path, spec)
+    assert done.returncode != 0
+    (task, message), = failures(done)
+    assert task.startswith("container_infra_cluster : Validating arguments against arg spec"), task
+    assert f".{typo}. Supported parameters include" in message, message
+    assert not (tmp_path / "key").exists() and not (tmp_path / "inv").exists()
+
+
+def test_no_cloud_named_is_refused_in_one_sentence(tmp_path):
+    """The production default names no cloud (the sandbox's inventory sets "sandbox")."""
+    done = run_role(tmp_path, MAGNUM, cloud=None, OS_CLOUD="")
+    (task, message), = failures(done)
+    assert task == "container_infra_cluster : Check the cloud"
+    assert message.startswith("container_infra_cluster_cloud is empty and OS_CLOUD is not set"), message
+
+
+def test_the_spec_template_reaches_the_template_module_whole(tmp_path):
+    done = run_role(tmp_path, MAGNUM)
+    # Past the spec's check: the template task is the first cloud call, for a cloud that does not exist here.
+    (task, message), = failures(done)
+    assert task == "container_infra_cluster : Cluster template" and "no-such-cloud was not found" in message, message
 
 
 STACK_ROLE = REPO / "roles" / "container_infra_swarm_stack"
@@ -117,3 +153,41 @@ def test_stack_template_has_a_group_per_nodegroup_with_its_networks(tmp_path):
     assert gpu["metadata"]["map_merge"][1] == {"container_infra_nodegroup": "gpu-a"}
     assert set(template["parameters"]) == {"image", "key_name", "network", "subnet", "external_network",
                                            "availability_zone", "metadata"}
+
+
+def test_a_delete_removes_only_what_the_role_wrote(tmp_path):
+    forget = REPO / "roles" / "container_infra_cluster" / "tasks" / "forget.yml"
+    written, shared = tmp_path / "clusters" / "a", tmp_path / "clusters" / "b"
+    for directory in (written, shared):
+        (directory / "credentials").mkdir(parents=True)
+        (directory / "credentials" / "config").write_text("kubeconfig")
+        (directory / "hosts.yml").write_text("---\n")
+    (shared / "notes.md").write_text("the operator's own")
+    done = run_play(tmp_path, {"tasks": [
+        {"ansible.builtin.include_tasks": str(forget), "vars": {"container_infra_cluster_inventory_dir": str(d)}}
+        for d in (written, shared, tmp_path / "clusters" / "never-written")]})
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert not written.exists()
+    assert sorted(p.name for p in shared.iterdir()) == ["notes.md"]
+
+
+def test_the_nodes_join_the_run_with_every_host_var_and_group(tmp_path):
+    add_hosts = REPO / "roles" / "container_infra_cluster" / "tasks" / "add_hosts.yml"
+    inventory = {"all": {"children": {
+        "cluster_c1": {"hosts": {
+            "c1-m0": {"ansible_host": "10.0.0.5", "ansible_user": "core", "container_infra_role": "master",
+                      "container_infra_networks": {"hte": {"ip": "10.1.0.5"}}, "my_own_var": [1, 2]},
+            "c1-w0": {"ansible_host": "10.0.0.6", "container_infra_role": "worker",
+                      "ansible_ssh_common_args": "-o ProxyCommand=\"ssh -W %h:%p core@10.0.0.5\""}}},
+        "masters": {"hosts": {"c1-m0": {}}}, "workers": {"hosts": {"c1-w0": {}}}, "gpu": {"hosts": {}}}}}
+    done = run_play(tmp_path, {"tasks": [
+        {"ansible.builtin.include_tasks": str(add_hosts),
+         "vars": {"container_infra_cluster_inventory": {"hostvars": hostvars_of(inventory),
+                                                        "host_groups": host_groups(inventory)}}},
+        {"ansible.builtin.assert": {"that": [
+            "groups['masters'] == ['c1-m0'] and groups['cluster_c1'] | sort == ['c1-m0', 'c1-w0']",
+            "hostvars['c1-m0'].ansible_user == 'core' and hostvars['c1-m0'].my_own_var == [1, 2]",
+            "hostvars['c1-m0'].container_infra_networks.hte.ip == '10.1.0.5'",
+            "hostvars['c1-w0'].ansible_user is not defined",
+            "'ProxyCommand' in hostvars['c1-w0'].ansible_ssh_common_args"]}}]})
+    assert done.returncode == 0, done.stdout[-3000:]

@@ -1,4 +1,5 @@
-"""The roles' filters, the progress callback and os_container_infra_status's pure parts."""
+"""The roles' filters (functions of container_infra.inventory and container_infra.swarm_spec), the progress
+callback, the container_infra_nic module and os_container_infra_status's pure parts."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from container_infra.modules import os_container_infra_status as status
+from container_infra import inventory, magnum_cluster, swarm_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,7 +21,12 @@ def load(path: str):
     return module
 
 
-filters = load("filter_plugins/container_infra.py")
+def test_the_filter_plugin_names_package_functions():
+    filters = load("filter_plugins/container_infra.py").FilterModule().filters()
+    assert filters["container_infra_hostvars"] is inventory.hostvars_of
+    assert filters["container_infra_swarm_spec_problems"] is swarm_spec.swarm_spec_problems
+    assert {f.__module__ for f in filters.values()} == {"container_infra.inventory", "container_infra.magnum",
+                                                        "container_infra.swarm_spec"}
 
 INVENTORY = {
     "all": {
@@ -47,13 +53,13 @@ INVENTORY = {
 
 
 def test_host_groups_lists_every_group_of_each_host():
-    groups = filters.host_groups(INVENTORY)
+    groups = inventory.host_groups(INVENTORY)
     assert groups == {"g0": ["cluster_c1", "gpu", "nodegroup_gpu", "workers"],
                       "m0": ["cluster_c1", "masters"], "w0": ["cluster_c1", "workers"]}
 
 
 def test_hostvars_merge_a_host_listed_in_several_groups():
-    hostvars = filters.inventory_hostvars(INVENTORY)
+    hostvars = inventory.hostvars_of(INVENTORY)
     assert hostvars["g0"]["container_infra_nodegroup"] == "gpu"
     assert set(hostvars) == {"m0", "w0", "g0"}
 
@@ -65,15 +71,15 @@ def test_hostvars_merge_a_host_listed_in_several_groups():
     (["master"], ["gpu"], []),
 ])
 def test_select_servers_by_role_and_nodegroup(roles, nodegroups, expected):
-    hostvars = filters.inventory_hostvars(INVENTORY)
-    assert filters.select_servers(hostvars, roles, nodegroups) == expected
+    hostvars = inventory.hostvars_of(INVENTORY)
+    assert inventory.select_servers(hostvars, roles, nodegroups) == expected
 
 
 def test_provider_ports_skip_kept_hosts_and_other_networks():
-    hostvars = filters.inventory_hostvars(INVENTORY)
-    assert filters.provider_ports(hostvars, ["hte", "lln"], ["w0"]) == ["p-g0-lln", "p-m0-hte"]
-    assert filters.provider_ports(hostvars, ["lln"]) == ["p-g0-lln", "p-w0-lln"]
-    assert filters.provider_ports({}, ["hte"]) == []
+    hostvars = inventory.hostvars_of(INVENTORY)
+    assert inventory.provider_ports(hostvars, ["hte", "lln"], ["w0"]) == ["p-g0-lln", "p-m0-hte"]
+    assert inventory.provider_ports(hostvars, ["lln"]) == ["p-g0-lln", "p-w0-lln"]
+    assert inventory.provider_ports({}, ["hte"]) == []
 
 
 def test_nic_interfaces_leave_out_what_is_unset():
@@ -82,7 +88,7 @@ def test_nic_interfaces_leave_out_what_is_unset():
         "lln": {"ip": "10.70.0.5", "prefix": 16, "mac": "fa:16:3e:00:00:06", "mtu": 65520, "ipoib_mode": "connected"},
         "private": {"ip": "10.0.0.5", "prefix": 24, "mac": "fa:16:3e:00:00:07", "mtu": 1450},
     }
-    out = filters.nic_interfaces(networks, ["lln", "hte", "ib-missing"])
+    out = inventory.nic_interfaces(networks, ["lln", "hte", "ib-missing"])
     assert out == [
         {"network": "hte", "mac": "fa:16:3e:00:00:05", "mtu": 9000, "address": "10.60.0.5/16"},
         {"network": "lln", "mac": "fa:16:3e:00:00:06", "mtu": 65520, "ipoib_mode": "connected",
@@ -105,14 +111,14 @@ def test_progress_callback_prints_the_progress_line_on_retry():
     ("UPDATE_FAILED", True), (None, False), ("", False),
 ])
 def test_settled_means_no_operation_in_progress(value, settled):
-    assert status.settled(value) is settled
+    assert magnum_cluster.settled(value) is settled
 
 
 def test_progress_line_has_status_reason_nodes_and_time():
-    line = status.progress_line("c1", "CREATE_IN_PROGRESS", "Stack CREATE started", 2, 5, 61.7)
+    line = magnum_cluster.progress_line("c1", "CREATE_IN_PROGRESS", "Stack CREATE started", 2, 5, 61.7)
     assert line == "cluster c1: CREATE_IN_PROGRESS - Stack CREATE started - 2/5 nodes ACTIVE - 61 s"
     long_reason = "x" * 300
-    assert len(status.progress_line("c1", "CREATE_FAILED", long_reason, 0, 1, None)) < 200
+    assert len(magnum_cluster.progress_line("c1", "CREATE_FAILED", long_reason, 0, 1, None)) < 200
 
 
 # ------------------------------------------------------------------------------ container_infra_nic
@@ -212,8 +218,8 @@ def test_leaving_workers_are_the_highest_indexes():
     hostvars = {f"s-worker-{i}": {"container_infra_role": "worker"} for i in (0, 1, 2, 10)}
     hostvars["s-manager-0"] = {"container_infra_role": "master"}
     hostvars["other-worker-5"] = {"container_infra_role": "worker"}
-    assert filters.leaving_workers(hostvars, "s", 2) == ["s-worker-10", "s-worker-2"]
-    assert filters.leaving_workers(hostvars, "s", 11) == []
+    assert swarm_spec.leaving_workers(hostvars, "s", 2) == ["s-worker-10", "s-worker-2"]
+    assert swarm_spec.leaving_workers(hostvars, "s", 11) == []
 
 
 def test_leaving_workers_per_nodegroup_and_whole_removed_nodegroups():
@@ -223,9 +229,9 @@ def test_leaving_workers_per_nodegroup_and_whole_removed_nodegroups():
     hostvars |= {f"s-gpu-{i}": {"container_infra_role": "worker", "container_infra_nodegroup": "gpu"} for i in range(3)}
     hostvars |= {"s-io-0": {"container_infra_role": "worker", "container_infra_nodegroup": "io"}}
     kept = [{"name": "gpu", "node_count": 1}, {"name": "io", "node_count": 1}]
-    assert filters.leaving_workers(hostvars, "s", 2, kept) == ["s-gpu-1", "s-gpu-2"]
-    assert filters.leaving_workers(hostvars, "s", 1, [{"name": "gpu", "node_count": 3}]) == ["s-io-0", "s-worker-1"]
-    assert filters.leaving_workers(hostvars, "s", 2, []) == ["s-gpu-0", "s-gpu-1", "s-gpu-2", "s-io-0"]
+    assert swarm_spec.leaving_workers(hostvars, "s", 2, kept) == ["s-gpu-1", "s-gpu-2"]
+    assert swarm_spec.leaving_workers(hostvars, "s", 1, [{"name": "gpu", "node_count": 3}]) == ["s-io-0", "s-worker-1"]
+    assert swarm_spec.leaving_workers(hostvars, "s", 2, []) == ["s-gpu-0", "s-gpu-1", "s-gpu-2", "s-io-0"]
 
 
 SWARM_SPEC = {"name": "hs", "driver": "heat-swarm", "image": "img", "flavor": "bm.standard", "node_count": 2,
@@ -237,14 +243,17 @@ SWARM_SPEC = {"name": "hs", "driver": "heat-swarm", "image": "img", "flavor": "b
 
 def test_swarm_networks_follow_roles_and_nodegroups():
     networks = SWARM_SPEC["networks"]
-    assert filters.swarm_networks(networks, "master", "default-master") == ["hte", "mgmt"]
-    assert filters.swarm_networks(networks, "worker", "default-worker") == ["hte", "lln"]
-    assert filters.swarm_networks(networks, "worker", "gpu-a") == ["hte", "lln", "ib"]
-    assert filters.swarm_spec_problems(SWARM_SPEC) == []
-    assert filters.swarm_stack_nodegroups(SWARM_SPEC) == [
+    assert swarm_spec.swarm_networks(networks, "master", "default-master") == ["hte", "mgmt"]
+    assert swarm_spec.swarm_networks(networks, "worker", "default-worker") == ["hte", "lln"]
+    assert swarm_spec.swarm_networks(networks, "worker", "gpu-a") == ["hte", "lln", "ib"]
+    # Without a nodegroup: the role's default one.
+    assert swarm_spec.swarm_networks(networks, "master") == ["hte", "mgmt"]
+    assert swarm_spec.swarm_networks(networks, "worker") == ["hte", "lln"]
+    assert swarm_spec.swarm_spec_problems(SWARM_SPEC) == []
+    assert swarm_spec.swarm_stack_nodegroups(SWARM_SPEC) == [
         {"name": "gpu-a", "flavor": "bm.gpu", "image": "img", "node_count": 1, "networks": ["hte", "lln", "ib"]},
         {"name": "io", "flavor": "bm.io", "image": "img-io", "node_count": 0, "networks": ["hte", "lln"]}]
-    assert filters.heat_resource_name("gpu-a") == "swarm_nodegroup_gpu_a"
+    assert swarm_spec.heat_resource_name("gpu-a") == "swarm_nodegroup_gpu_a"
 
 
 @pytest.mark.parametrize(("change", "words"), [
@@ -270,6 +279,6 @@ def test_swarm_networks_follow_roles_and_nodegroups():
 def test_swarm_spec_problems_are_one_sentence_each(change, words):
     # A spec with other nodegroups places no network on SWARM_SPEC's nodegroups.
     spec = SWARM_SPEC | ({"networks": []} if "nodegroups" in change else {}) | change
-    problems = filters.swarm_spec_problems(spec)
+    problems = swarm_spec.swarm_spec_problems(spec)
     assert len(problems) == 1, problems
     assert words.replace("\\", "") in problems[0]

@@ -16,6 +16,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from container_infra.cloud.errors import CloudError, classify, explain
+
 AUTH_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "cloud": {"type": "raw"},
     "auth": {"type": "dict", "no_log": True},
@@ -143,8 +145,6 @@ class Cloud:
         """Build from module parameters (see AUTH_ARGUMENT_SPEC); raises CloudError on bad config."""
         import openstack
 
-        from container_infra.cloud.errors import explain
-
         kwargs = _sdk_config_kwargs(params)
         try:
             # The User-Agent names the toolkit, so that a cloud's logs (and the sandbox's fault
@@ -161,8 +161,6 @@ class Cloud:
     def authenticate(self, name: str, attempts: int = 3, delay: float = 1.0) -> None:
         """Fetch the token now, so that bad or expired credentials fail first and in one place; a
         connection that fails (a cloud restarting its proxy) is tried ``attempts`` times."""
-        from container_infra.cloud.errors import classify, explain
-
         for attempt in range(attempts):
             try:
                 self.session.get_token()
@@ -206,8 +204,6 @@ class Cloud:
         if self._magnum is None:
             from magnumclient.v1 import client as magnum_client
 
-            from container_infra.cloud.errors import CloudError, explain
-
             try:
                 low, high = self._version_range(MAGNUM_SERVICE_TYPE)
             except Exception as exc:
@@ -246,8 +242,6 @@ class Cloud:
             import manilaclient
             from manilaclient import api_versions
             from manilaclient import client as manila_client
-
-            from container_infra.cloud.errors import explain
 
             try:
                 low, high = self._version_range("sharev2")

@@ -1,27 +1,30 @@
-"""os_container_infra_config: what `openstack coe cluster config` does, as an idempotent module.
-
-Kubernetes: a kubeconfig (``<dest>/config``) with the cluster's CA, and a client certificate for user
-``admin`` (O=system:masters) signed by Magnum's per-cluster CA from a CSR made here; context
-``default``.  Swarm: ``ca.pem``, ``cert.pem``, ``key.pem`` and ``env.sh`` (DOCKER_HOST,
-DOCKER_CERT_PATH, DOCKER_TLS_VERIFY).  Private keys are written 0600.  A re-run leaves the files
-alone while the CA in them is still the cluster's, the server address matches and the client
-certificate is valid for another day; otherwise a new key and certificate are made.
-"""
+"""os_container_infra_config: what `openstack coe cluster config` does, as an idempotent module
+(:mod:`container_infra.credentials` builds and reads the files)."""
 
 from __future__ import annotations
 
-import base64
-import datetime
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from container_infra import magnum as mg
 from container_infra.cloud.errors import CloudError, explain
 from container_infra.cloud.module import ModuleFailure
-from container_infra.modules import magnum as mg
+from container_infra.credentials import (
+    KUBECONFIG,
+    PRIVATE_MODE,
+    PUBLIC_MODE,
+    SWARM_FILES,
+    build_kubeconfig,
+    cert_still_good,
+    current_state,
+    docker_env,
+    env_script,
+    fingerprint,
+    make_key_and_csr,
+    write_file,
+)
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "cluster": {"type": "str", "required": True, "aliases": ["name"]},
@@ -31,131 +34,6 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "key_size": {"type": "int", "default": 2048},
     "renew_before_days": {"type": "int", "default": 1},
 }
-
-KUBECONFIG = "config"
-SWARM_FILES = ("ca.pem", "cert.pem", "key.pem", "env.sh")
-PRIVATE_MODE = 0o600
-PUBLIC_MODE = 0o644
-
-
-# ---------------------------------------------------------------------------------------- crypto
-def make_key_and_csr(key_size: int = 2048, common_name: str = "admin",
-                     organization: str | None = "system:masters") -> tuple[bytes, bytes]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
-    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if organization:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attributes)).sign(key, hashes.SHA256())
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    return key_pem, csr.public_bytes(serialization.Encoding.PEM)
-
-
-def cert_still_good(cert_pem: bytes, ca_pem: bytes, renew_before_days: int = 1) -> bool:
-    """The client certificate is issued by this CA (signature checked) and valid for a while yet."""
-    from cryptography import x509
-
-    try:
-        cert = x509.load_pem_x509_certificate(cert_pem)
-        ca = x509.load_pem_x509_certificate(ca_pem)
-        cert.verify_directly_issued_by(ca)
-    except Exception:
-        return False
-    not_after = cert.not_valid_after_utc
-    return not_after - datetime.timedelta(days=renew_before_days) > datetime.datetime.now(datetime.timezone.utc)
-
-
-def fingerprint(pem: bytes | None) -> str | None:
-    if not pem:
-        return None
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-
-    try:
-        return x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256()).hex()
-    except ValueError:
-        return None
-
-
-# ---------------------------------------------------------------------------------------- files
-def build_kubeconfig(cluster_name: str, server: str, ca_pem: bytes | None, cert_pem: bytes | None,
-                     key_pem: bytes | None) -> dict[str, Any]:
-    cluster: dict[str, Any] = {"server": server}
-    user: dict[str, Any] = {}
-    if ca_pem:
-        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
-    if cert_pem and key_pem:
-        user = {"client-certificate-data": base64.b64encode(cert_pem).decode(),
-                "client-key-data": base64.b64encode(key_pem).decode()}
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster_name, "cluster": cluster}],
-        "users": [{"name": "admin", "user": user}],
-        "contexts": [{"name": "default", "context": {"cluster": cluster_name, "user": "admin"}}],
-        "current-context": "default",
-        "preferences": {},
-    }
-
-
-def read_kubeconfig(path: Path) -> tuple[str | None, bytes | None, bytes | None]:
-    """(server, CA pem, client cert pem) from an existing kubeconfig, or Nones."""
-    try:
-        data = yaml.safe_load(path.read_text())
-        cluster = data["clusters"][0]["cluster"]
-        user = data["users"][0]["user"]
-        ca = base64.b64decode(cluster["certificate-authority-data"]) if cluster.get(
-            "certificate-authority-data") else None
-        cert = base64.b64decode(user["client-certificate-data"]) if user.get("client-certificate-data") else None
-        return cluster.get("server"), ca, cert
-    except (OSError, ValueError, KeyError, IndexError, TypeError, yaml.YAMLError):
-        return None, None, None
-
-
-def write_file(path: Path, content: bytes, mode: int) -> None:
-    """Atomically, with the mode set before the content lands."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def docker_env(api_address: str, dest: Path, tls: bool) -> dict[str, str]:
-    env = {"DOCKER_HOST": api_address}
-    if tls:
-        env.update(DOCKER_CERT_PATH=str(dest), DOCKER_TLS_VERIFY="1")
-    return env
-
-
-def env_script(env: dict[str, str]) -> bytes:
-    return "".join(f"export {k}={v}\n" for k, v in env.items()).encode()
-
-
-# ---------------------------------------------------------------------------------------- the module
-def current_state(dest: Path, swarm: bool, tls: bool = True) -> dict[str, Any]:
-    if swarm:
-        ca = (dest / "ca.pem").read_bytes() if (dest / "ca.pem").exists() else None
-        cert = (dest / "cert.pem").read_bytes() if (dest / "cert.pem").exists() else None
-        env_text = (dest / "env.sh").read_text() if (dest / "env.sh").exists() else ""
-        server = None
-        for line in env_text.splitlines():
-            if line.startswith("export DOCKER_HOST="):
-                server = line.split("=", 1)[1].strip()
-        complete = all((dest / name).exists() for name in (SWARM_FILES if tls else ("env.sh",)))
-        return {"server": server, "ca": ca, "cert": cert, "complete": complete}
-    server, ca, cert = read_kubeconfig(dest / KUBECONFIG)
-    return {"server": server, "ca": ca, "cert": cert, "complete": (dest / KUBECONFIG).exists()}
 
 
 def run(module, cloud) -> dict[str, Any]:
@@ -247,3 +125,4 @@ def run(module, cloud) -> dict[str, Any]:
         config = build_kubeconfig(cluster["name"], api_address, ca_pem, cert_pem, key_pem)
         write_file(dest / KUBECONFIG, yaml.safe_dump(config, default_flow_style=False).encode(), PRIVATE_MODE)
     return result
+

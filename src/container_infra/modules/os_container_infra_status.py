@@ -14,30 +14,15 @@ import time
 from typing import Any
 
 from container_infra import discovery
+from container_infra import magnum as mg
 from container_infra.cloud.errors import CloudError
-from container_infra.modules import magnum as mg
+from container_infra.magnum_cluster import progress_line, settled
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "name": {"type": "str", "required": True},
     "started": {"type": "float"},
     "absent_is_settled": {"type": "bool", "default": False},
 }
-
-
-def settled(status: str | None) -> bool:
-    """Nothing in progress: a final state Magnum leaves alone (COMPLETE or FAILED)."""
-    return bool(status) and not status.endswith("_IN_PROGRESS")
-
-
-def progress_line(name: str, status: str | None, reason: str | None, active: int, expected: int,
-                  elapsed: float | None) -> str:
-    parts = [f"cluster {name}: {status or 'absent'}"]
-    if reason:
-        parts.append(reason if len(reason) <= 120 else reason[:117] + "...")
-    parts.append(f"{active}/{expected} nodes ACTIVE")
-    if elapsed is not None:
-        parts.append(f"{int(elapsed)} s")
-    return " - ".join(parts)
 
 
 def run(module, cloud) -> dict[str, Any]:

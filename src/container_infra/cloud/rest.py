@@ -2,10 +2,10 @@
 
 openstacksdk's proxies make one call per resource where the APIs take many ids at once
 (``GET /v2.0/ports?device_id=A&device_id=B``), and its resource layer drops query parameters it does
-not know. The toolkit's node-level logic (:mod:`container_infra.modules.os_server_interface`,
-:mod:`container_infra.discovery`) therefore talks to the two APIs through this small client: each
-method is one HTTP request (a listing follows its ``next`` links), and every request is counted by
-:attr:`container_infra.cloud.Cloud.api_calls` because it rides on the same session.
+not know. The toolkit's node-level logic (provider ports, :mod:`container_infra.discovery`) therefore
+talks to the two APIs through this small client: each method is one HTTP request (a listing follows
+its ``next`` links), and every request is counted by :attr:`container_infra.cloud.Cloud.api_calls`
+because it rides on the same session.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from keystoneauth1 import exceptions as ks_exceptions
 
 #: The compute microversion the listings ask for: 2.47 embeds the flavor in a server.
 SERVER_LIST_MICROVERSION = "2.47"
@@ -100,8 +102,6 @@ class Rest:
         if response.status_code == 404 and ok_404:
             return None
         if response.status_code >= 400:
-            from keystoneauth1 import exceptions as ks_exceptions
-
             error = ks_exceptions.from_response(response, method, url)
             said = _service_message(response)
             if said:

@@ -1,5 +1,6 @@
-"""Magnum helpers shared by the cluster, template and config modules: finding by name, normalising
-what Magnum returns across microversions, and resolving names of flavors, images and networks."""
+"""Magnum, as the toolkit reads it: finding clusters and templates by name, one rule for a cluster's stack
+reference and its driver era, the default nodegroups' names, labels, and resolving names of flavors,
+images and networks. Shared by the cluster, template, config, status and inventory modules."""
 
 from __future__ import annotations
 
@@ -8,9 +9,23 @@ import time
 from typing import Any, ClassVar
 
 from container_infra.cloud.errors import CloudError, classify, explain, is_transient
+from container_infra.cloud.ids import UUID
+from container_infra.cloud.module import ModuleFailure
 
-UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I)
+#: A name Magnum takes for a cluster, template or nodegroup.
 NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]*$")
+#: The nodegroups Magnum makes with every cluster (and the names the Swarm without Magnum gives its own).
+DEFAULT_MASTER = "default-master"
+DEFAULT_WORKER = "default-worker"
+DEFAULT_NODEGROUPS = (DEFAULT_MASTER, DEFAULT_WORKER)
+#: The driver eras: a Heat stack behind the cluster, or a Cluster API cluster (no stack).
+HEAT = "heat"
+CLUSTER_API = "cluster_api"
+
+
+def default_nodegroup(role: str | None) -> str:
+    """The default nodegroup of a node of ``role`` (masters ``default-master``, workers ``default-worker``)."""
+    return DEFAULT_MASTER if role == "master" else DEFAULT_WORKER
 
 
 def info(resource: Any) -> dict[str, Any]:
@@ -29,13 +44,15 @@ def stack_ref(cluster: dict[str, Any]) -> str | None:
     return cluster.get("stack_id") or cluster.get("cluster_id") or None
 
 
-def driver_kind(cluster: dict[str, Any]) -> str | None:
+def era_of(cluster: dict[str, Any]) -> str | None:
     """``heat`` when the cluster's stack reference is a Heat stack UUID, ``cluster_api`` for the names
-    Cluster API drivers use (``kube-ab12c``, ``<name>-<12 chars>``), None before the driver set one."""
+    Cluster API drivers use (``kube-ab12c``, ``<name>-<12 chars>``), None before the driver set one.
+
+    Results call it ``driver_kind`` (the cluster modules) or ``era`` (discovery, the inventory)."""
     ref = stack_ref(cluster)
     if not ref:
         return None
-    return "heat" if UUID.match(ref) else "cluster_api"
+    return HEAT if UUID.match(ref) else CLUSTER_API
 
 
 def normalise_cluster(cluster: dict[str, Any]) -> dict[str, Any]:
@@ -45,8 +62,27 @@ def normalise_cluster(cluster: dict[str, Any]) -> dict[str, Any]:
     out["stack_id"] = ref
     out["cluster_id"] = ref
     out["labels"] = dict(out.get("labels") or {})
-    out["driver_kind"] = driver_kind(cluster)
+    out["driver_kind"] = era_of(cluster)
     return out
+
+
+def _label_value(where: str, key: Any, value: Any) -> str:
+    if not isinstance(key, str) or not key or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-/]*", key):
+        raise ModuleFailure(f"{where} has an invalid key {key!r}: label keys are letters, digits, '_', '.', '-', '/'")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    raise ModuleFailure(
+        f"{where}.{key} must be a string, number or boolean, not a {type(value).__name__}; "
+        "Magnum labels are flat key=value strings")
+
+
+def clean_labels(where: str, labels: dict[str, Any] | None) -> dict[str, str] | None:
+    """Labels as Magnum keeps them (flat strings); a bad key or value fails in one sentence naming it."""
+    if labels is None:
+        return None
+    return {key: _label_value(where, key, value) for key, value in labels.items()}
 
 
 def normalise_nodegroup(nodegroup: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Many servers booted in one request and deleted again, for the integration tests and benchmarks that
-need servers to attach ports to (plain openstacksdk; nothing sandbox-specific but the zone they name)."""
+"""Test fixture code: many servers booted in one request and deleted again, for the integration tests
+and benchmarks that need servers to attach ports to (plain openstacksdk; nothing sandbox-specific but
+the zone they name)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 
 from openstack.exceptions import SDKException
 
-from container_infra.openstack_rest import DETAIL_PAGE as PAGE
+from container_infra.cloud.rest import DETAIL_PAGE as PAGE
 
 
 def servers_named(conn, prefix: str, attempts: int = 5) -> list:
