@@ -23,9 +23,9 @@ import pytest
 import yaml
 from cluster_access import ssh, wait_ssh
 
-from container_infra.sandbox import clouds, manager, nodes
+from container_infra.sandbox import ceph, clouds, images, manager, nodes, registry
 from container_infra.sandbox.configs import DOCKER_COMPUTE_HOST
-from container_infra.sandbox.layout import APIS, FAULT_ADMIN_PORT, MARIADB_PORT
+from container_infra.sandbox.layout import APIS, FAULT_ADMIN_PORT, MARIADB_PORT, STORAGE_SERVICE_ADDRESS
 from container_infra.sandbox.supervisor import sandbox_pids
 
 
@@ -206,13 +206,20 @@ def test_down_stops_everything_and_up_keeps_every_resource(sandbox, unique_name)
     conn.network.delete_network(network, if_revision=None)
 
 
-def test_reset_leaves_no_resource_and_up_reseeds(sandbox, unique_name):
+def test_reset_leaves_no_resource_and_up_reseeds(sandbox, osc, unique_name):
     conn = openstack.connect(cloud="sandbox")
     conn.network.create_network(name=unique_name)
+    # Storage and images: a share with a cephx key, and an image in the registry.
+    osc.run("share", "create", "CEPHFS", "1", "--name", unique_name, "--share-type", "cephfs", "--wait")
+    osc.run("share", "access", "create", unique_name, "cephx", f"{unique_name}-user")
+    wait_for(lambda: ceph_user_exists(sandbox, f"{unique_name}-user"), "the share's cephx key")
+    images.build(["base"], report, registry.ca_path(sandbox))
+    assert registry_repositories(sandbox)
 
     manager.reset(sandbox)
     assert sandbox_pids(sandbox) == []
     assert not sandbox.mysql.exists() and not sandbox.secrets_file.exists()
+    assert not ceph.data_dir(sandbox).exists() and not (sandbox.data / "registry").exists()
     document = yaml.safe_load(clouds.clouds_file().read_text()) or {}
     assert not set(clouds.CLOUD_NAMES) & set(document.get("clouds", {}))
 
@@ -221,6 +228,71 @@ def test_reset_leaves_no_resource_and_up_reseeds(sandbox, unique_name):
     assert conn.network.find_network(unique_name) is None
     assert conn.network.find_network("lln") is not None
     assert conn.image.find_image("fedora-coreos-sandbox") is not None
+    # No share, subvolume, key or image is left: a new cluster, a new file system, an empty registry.
+    assert osc.json("share", "list") == []
+    assert ceph.ceph_json(sandbox, "fs", "subvolume", "ls", ceph.FS_NAME) == []
+    assert not ceph_user_exists(sandbox, f"{unique_name}-user")
+    assert registry_repositories(sandbox) == []
+
+
+def test_down_then_up_keeps_every_share_and_its_data(sandbox, osc, unique_name, tmp_path):
+    osc.run("share", "create", "CEPHFS", "1", "--name", unique_name, "--share-type", "cephfs", "--wait")
+    try:
+        osc.run("share", "access", "create", unique_name, "cephx", f"{unique_name}-user")
+        rule = wait_for(lambda: next((r for r in osc.json("share", "access", "list", unique_name)
+                                      if r["State"] == "active"), None), "the access rule")
+        path = osc.json("share", "export", "location", "list", unique_name)[0]["Path"].split(":", 2)[2]
+        marker = uuid.uuid4().hex
+        with host_mount(sandbox, tmp_path, f"{unique_name}-user", rule["Access Key"], path) as mountpoint:
+            (mountpoint / "kept").write_text(marker)
+
+        manager.down(sandbox)
+        assert sandbox_pids(sandbox) == []
+        # The storage address went with the bridge: nothing of Ceph listens any more.
+        assert STORAGE_SERVICE_ADDRESS not in subprocess.run(["ip", "-o", "addr"], capture_output=True,
+                                                              text=True, check=True).stdout
+        manager.up(sandbox, report)
+
+        assert osc.json("share", "show", unique_name)["status"] == "available"
+        rules = osc.json("share", "access", "list", unique_name)
+        assert [(r["Access To"], r["State"]) for r in rules] == [(f"{unique_name}-user", "active")]
+        with host_mount(sandbox, tmp_path, f"{unique_name}-user", rules[0]["Access Key"], path) as mountpoint:
+            assert (mountpoint / "kept").read_text() == marker
+    finally:
+        osc.run("share", "delete", "--wait", unique_name, check=False)
+
+
+def wait_for(predicate, what: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout} s"
+        time.sleep(1)
+    return value
+
+
+def ceph_user_exists(layout, user: str) -> bool:
+    return f"client.{user}" in ceph.ceph(layout, "auth", "ls")
+
+
+def registry_repositories(layout) -> list[str]:
+    return registry.Client(registry.REGISTRY, registry.ca_path(layout)).catalog()
+
+
+@contextlib.contextmanager
+def host_mount(layout, tmp_path: Path, user: str, key: str, path: str):
+    """ceph-fuse on this machine (a client of the storage network like any node), with the share's key."""
+    conf, keyring = tmp_path / "client.conf", tmp_path / "client.keyring"
+    conf.write_text(ceph.client_conf(ceph.fsid(layout)))
+    keyring.write_text(f"[client.{user}]\n\tkey = {key}\n")
+    keyring.chmod(0o600)
+    mountpoint = tmp_path / f"mnt-{uuid.uuid4().hex[:6]}"
+    mountpoint.mkdir()
+    subprocess.run(["ceph-fuse", "--conf", str(conf), "--id", user, "--keyring", str(keyring), "-r", path,
+                    str(mountpoint)], check=True, capture_output=True, timeout=60)
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=False, capture_output=True)
 
 
 def test_down_and_reset_leave_no_node_behind(sandbox, keypair, unique_name):

@@ -297,6 +297,12 @@ class Client:
             raise RegistryDown(f"the registry at {self.registry} answered {response.status_code} to /v2/; see "
                                "`container-infra sandbox logs registry`")
 
+    def catalog(self) -> list[str]:
+        """The repositories the registry holds."""
+        response = self._request("GET", "/_catalog")
+        response.raise_for_status()
+        return response.json().get("repositories") or []
+
     def tags(self, repository: str) -> list[str]:
         response = self._request("GET", f"/{repository}/tags/list")
         if response.status_code == 404:
