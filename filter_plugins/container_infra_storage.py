@@ -1,0 +1,32 @@
+"""Jinja filters of the container_infra_storage role (thin: the logic is container_infra.storage)."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from container_infra import storage
+
+
+def storage_plan(entries, cluster, role, nodegroup):
+    """This node's file systems, the spec checked first (one sentence per problem)."""
+    try:
+        return storage.node_plan(entries or [], cluster or "", role or "worker", nodegroup or "")
+    except storage.StorageError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+def storage_node_mounts(plan, manila, networks, host="", with_secrets=False):
+    return storage.node_mounts(plan, manila, networks, host, with_secrets)
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "container_infra_storage_plan": storage_plan,
+            "container_infra_storage_manila_requests": storage.manila_requests,
+            "container_infra_storage_share_errors": storage.share_errors,
+            "container_infra_storage_manila_errors": storage.manila_errors,
+            "container_infra_storage_manila_facts": storage.manila_facts,
+            "container_infra_storage_node_mounts": storage_node_mounts,
+            "container_infra_storage_summary": storage.summary,
+        }

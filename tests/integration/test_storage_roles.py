@@ -1,0 +1,261 @@
+"""The storage role against the sandbox's real Ceph through Manila: playbooks/storage.yml as an operator
+runs it, with the smallest inventory a cluster's written one would be (two nodes, each with its port on
+the storage network recorded in container_infra_networks, the spec's storage list as container_infra_storage).
+
+Two Docker-backed nodes are booted once for the file; the tests run in order (one share's life).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible_runner import ansible_module
+from cluster_access import ssh, wait_ssh
+from test_docker_nodes import boot, delete, with_floating_ip
+from test_storage import create_share, wait_for
+
+from container_infra.sandbox import ceph
+from container_infra.sandbox.layout import STORAGE_CIDR, STORAGE_NETWORK
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+RUN = uuid.uuid4().hex[:6]
+CLUSTER = f"stor-{RUN}"
+SHARE = f"stor-{RUN}-made"
+MOUNT = "/mnt/scratch"
+
+
+class Storage:
+    """playbooks/storage.yml on the test's nodes, with a storage spec."""
+
+    def __init__(self, work: Path, nodes: list[dict]):
+        self.work, self.nodes = work, nodes
+        self.env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                        ANSIBLE_FORCE_COLOR="0", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+        hosts = {node["name"]: {
+            "ansible_host": node["address"], "ansible_user": "core",
+            "ansible_ssh_private_key_file": str(node["key"]),
+            "ansible_ssh_common_args": "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no",
+            "container_infra_cluster": CLUSTER, "container_infra_role": "worker",
+            "container_infra_nodegroup": "default-worker",
+            "container_infra_networks": {STORAGE_NETWORK: node["port"]},
+        } for node in nodes}
+        self.inventory = work / "hosts.yml"
+        self.inventory.write_text(yaml.safe_dump({"all": {"children": {
+            "workers": {"hosts": hosts}, "masters": {"hosts": {}}}}}))
+
+    def play(self, storage: list[dict], *extra: str, check: bool = True, callback: str = "ansible.posix.json"):
+        spec = self.work / "storage.json"
+        spec.write_text(json.dumps({"container_infra_storage": storage}))
+        env = dict(self.env, ANSIBLE_STDOUT_CALLBACK=callback, ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+        started = time.monotonic()
+        done = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(self.inventory), "-e", f"@{spec}", *extra,
+                               str(REPO / "playbooks" / "storage.yml")],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        done.elapsed = time.monotonic() - started
+        if callback == "ansible.posix.json":
+            try:
+                done.report = json.loads(done.stdout[done.stdout.index("{"):])
+            except ValueError:
+                raise AssertionError(f"no JSON (rc {done.returncode}): {done.stdout[-3000:]} "
+                                     f"{done.stderr[-2000:]}") from None
+            if check:
+                assert done.returncode == 0, f"storage.yml failed: {failures(done)} {done.stderr[-2000:]}"
+        return done
+
+
+def failures(done) -> list[str]:
+    return [result.get("msg", "") for play in done.report["plays"] for task in play["tasks"]
+            for result in task["hosts"].values() if result.get("failed")]
+
+
+def changed(done) -> int:
+    return sum(host.get("changed", 0) for host in done.report["stats"].values())
+
+
+def changed_tasks(done) -> list[str]:
+    return [f"{task['task']['name']} on {host}" for play in done.report["plays"] for task in play["tasks"]
+            for host, result in task["hosts"].items() if result.get("changed")]
+
+
+def task_hosts(done, name: str) -> list[str]:
+    return [host for play in done.report["plays"] for task in play["tasks"] if task["task"]["name"].endswith(name)
+            for host in task["hosts"]]
+
+
+def run(node, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    return ssh(node["address"], node["key"], command, check=check)
+
+
+def cephfs(share: str, **more) -> dict:
+    entry = {"name": "scratch", "kind": "cephfs", "path": MOUNT, "mode": "0777", "cephfs": {"share": share}}
+    entry["cephfs"].update(more.pop("cephfs", {}))
+    return entry | more
+
+
+@pytest.fixture(scope="module")
+def nodes(sandbox, osc, ssh_keypair):
+    key_name, key = ssh_keypair
+    names = [f"stor-{RUN}-a", f"stor-{RUN}-b"]
+    addresses = []
+    try:
+        boot(osc, names, key_name)
+        attached = ansible_module("os_server_interface", {
+            "cloud": "sandbox", "servers": names, "interfaces": [{"network": STORAGE_NETWORK}], "poll_interval": 1})
+        out = []
+        for name in names:
+            address = with_floating_ip(osc, name)
+            addresses.append(address)
+            wait_ssh(address, key)
+            port = attached["servers"][name][STORAGE_NETWORK]
+            out.append({"name": name, "address": address, "key": key,
+                        "port": {"ip": port["ip"], "mac": port["mac"], "mtu": port["mtu"], "cidr": STORAGE_CIDR,
+                                 "prefix": int(STORAGE_CIDR.split("/")[1]), "port_id": port["port_id"],
+                                 "gateway": None, "ipoib_mode": None}})
+        yield out
+    finally:
+        delete(osc, *names)
+        for address in addresses:
+            osc.run("floating", "ip", "delete", address, check=False)
+
+
+@pytest.fixture(scope="module")
+def storage(nodes, tmp_path_factory, osc):
+    yield Storage(tmp_path_factory.mktemp("storage"), nodes)
+    osc.run("share", "delete", "--wait", SHARE, check=False)
+
+
+def mounted(node, path: str = MOUNT) -> bool:
+    return f" {path} " in run(node, "cat /proc/mounts").stdout
+
+
+def test_a_share_the_toolkit_makes_is_mounted_on_both_nodes_once_asked_of_manila(storage, nodes, osc, sandbox):
+    done = storage.play([cephfs(SHARE, cephfs={"create": True, "size": 1, "share_type": "cephfs"})])
+    print(f"first run (share made, 2 nodes mounted): {done.elapsed:.1f} s")
+    # Manila is asked once per share, from the control host, not once per node.
+    assert len(task_hosts(done, "Ask Manila about each share before anything changes")) == 1
+    assert len(task_hosts(done, "Ensure each share and its cephx access rule")) == 1
+    first, second = nodes
+    run(first, f"echo from-a | sudo tee {MOUNT}/hello >/dev/null")
+    assert run(second, f"cat {MOUNT}/hello").stdout.strip() == "from-a"
+    for node in nodes:
+        assert mounted(node)
+        line = run(node, f"grep ' {MOUNT} ' /etc/fstab").stdout
+        assert "fuse.ceph" in line and "ceph.client_mountpoint=/volumes/" in line and "_netdev" in line
+        keyring = re.search(r"ceph\.keyring=([^,\s]+)", line).group(1)
+        conf = re.search(r"ceph\.conf=([^,\s]+)", line).group(1)
+        assert run(node, f"sudo stat -c '%a %U' {keyring}").stdout.split() == ["600", "root"]
+        assert conf != "/etc/ceph/ceph.conf" and "mon_host" in run(node, f"cat {conf}").stdout
+    # The share's size is Ceph's quota: writing past 1 GiB fails.
+    over = run(first, f"dd if=/dev/zero of={MOUNT}/big bs=4M count=320 conv=fsync 2>&1", check=False)
+    assert over.returncode != 0 and "quota" in over.stdout.lower(), over.stdout[-300:]
+    run(first, f"rm -f {MOUNT}/big")
+    share = osc.json("share", "show", SHARE)
+    assert share["size"] == 1 and share["status"] == "available"
+
+
+def test_a_second_run_changes_nothing(storage):
+    done = storage.play([cephfs(SHARE, cephfs={"create": True, "size": 1, "share_type": "cephfs"})])
+    print(f"no-change run: {done.elapsed:.1f} s")
+    assert changed(done) == 0, changed_tasks(done)
+
+
+def test_a_restarted_node_gets_its_mount_back_and_the_run_says_so(storage, nodes, osc):
+    node = nodes[1]
+    osc.run("server", "stop", node["name"])
+    wait_for(lambda: osc.json("server", "show", node["name"])["status"] == "SHUTOFF", "the node stopped")
+    osc.run("server", "start", node["name"])
+    wait_for(lambda: osc.json("server", "show", node["name"])["status"] == "ACTIVE", "the node started")
+    wait_ssh(node["address"], node["key"], timeout=60)
+    assert not mounted(node)
+    done = storage.play([cephfs(SHARE, cephfs={"create": True, "size": 1, "share_type": "cephfs"})],
+                        callback="ansible.builtin.default")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "was not mounted on /mnt/scratch" in done.stdout and "mounted it again" in done.stdout
+    assert mounted(node)
+    assert run(node, f"cat {MOUNT}/hello").stdout.strip() == "from-a"
+
+
+def test_the_keys_are_never_in_the_output_even_at_vvvv(storage, osc):
+    keys = [rule["Access Key"] for rule in osc.json("share", "access", "list", SHARE)]
+    assert keys and all(keys)
+    done = storage.play([cephfs(SHARE, cephfs={"create": True, "size": 1, "share_type": "cephfs"})], "-vvvv",
+                        callback="ansible.builtin.default")
+    assert done.returncode == 0, done.stdout[-3000:]
+    for key in keys:
+        assert key not in done.stdout and key not in done.stderr
+
+
+@pytest.mark.parametrize(("entry", "words"), [
+    (cephfs("no-such-share-" + RUN), "does not exist in Manila"),
+    (cephfs(SHARE, path="mnt/relative"), "is not an absolute, normalised mount point"),
+    (cephfs(SHARE, cephfs={"network": "hte"}), "has no port on network hte"),
+])
+def test_bad_input_is_one_sentence_before_anything_changes(storage, nodes, entry, words):
+    before = run(nodes[0], "cat /etc/fstab").stdout
+    done = storage.play([entry | {"name": "bad", "path": entry["path"] if entry["path"] != MOUNT else "/mnt/bad"}],
+                        check=False)
+    assert done.returncode != 0
+    (message,) = set(failures(done))
+    assert words in message and message.count(". ") == 0, message
+    assert run(nodes[0], "cat /etc/fstab").stdout == before
+
+
+def test_a_share_in_error_or_of_another_protocol_is_refused(storage, osc, osc_admin, nodes):
+    name = f"stor-{RUN}-nfs"
+    osc.run("share", "create", "NFS", "1", "--name", name, "--share-type", "cephfs")
+    try:
+        wait_for(lambda: osc.json("share", "show", name)["status"] in ("error", "available"), "the NFS share")
+        done = storage.play([cephfs(name, name="nfs", path="/mnt/nfs")], check=False)
+        assert done.returncode != 0
+        assert "is a NFS share; the cephfs kind mounts CEPHFS shares only" in failures(done)[0]
+        # A CephFS share in error state.
+        osc.run("share", "create", "CEPHFS", "1", "--name", f"{name}-err", "--share-type", "cephfs", "--wait")
+        osc_admin.run("share", "reset-state", "--state", "error", osc.json("share", "show", f"{name}-err")["id"])
+        done = storage.play([cephfs(f"{name}-err", name="err", path="/mnt/err")], check=False)
+        assert done.returncode != 0
+        assert "is in status error, not available" in failures(done)[0]
+        assert not mounted(nodes[0], "/mnt/err")
+    finally:
+        osc.run("share", "delete", "--wait", name, check=False)
+        osc_admin.run("share", "reset-state", "--state", "available", f"{name}-err", check=False)
+        osc.run("share", "delete", "--wait", f"{name}-err", check=False)
+
+
+def test_a_share_made_elsewhere_is_attached_by_id_untouched_and_absent_leaves_nothing(storage, nodes, osc, sandbox):
+    name = f"stor-{RUN}-ext"
+    share = create_share(osc, name, size=2)
+    try:
+        entry = cephfs(share["id"], name="external", path="/mnt/external")
+        storage.play([entry])
+        after = osc.json("share", "show", name)
+        assert (after["size"], after["share_type_name"] if "share_type_name" in after else after["share_type"]) == (
+            2, share.get("share_type_name", share["share_type"]))
+        first, second = nodes
+        run(first, "echo ext | sudo tee /mnt/external/f >/dev/null")
+        assert run(second, "cat /mnt/external/f").stdout.strip() == "ext"
+        user = f"container-infra-{CLUSTER}-external"
+        assert [r["Access To"] for r in osc.json("share", "access", "list", name)] == [user]
+
+        storage.play([entry | {"state": "absent"}])
+        for node in nodes:
+            assert not mounted(node, "/mnt/external")
+            assert "/mnt/external" not in run(node, "cat /etc/fstab").stdout
+            assert run(node, f"sudo ls /etc/ceph | grep -c 'client.{user}\\.' || true").stdout.strip() == "0"
+        assert osc.json("share", "access", "list", name) == []
+        assert f"client.{user}" not in ceph.ceph(sandbox, "auth", "ls")
+        assert osc.json("share", "show", name)["status"] == "available"
+    finally:
+        for node in nodes:
+            run(node, "sudo umount /mnt/external 2>/dev/null; true", check=False)
+        osc.run("share", "delete", "--wait", name, check=False)
+
