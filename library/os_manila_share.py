@@ -24,14 +24,19 @@ extends_documentation_fragment:
   - container_infra.wait
 options:
   name:
-    description: The share's name (unique in the project).
+    description:
+      - The share's name (unique in the project), or the ID of a share made elsewhere (a name that looks
+        like a UUID and matches no share's name is looked up as an ID).
     type: str
     required: true
   state:
-    description: present or absent.
+    description:
+      - present or absent.
+      - query - report the share (empty when it does not exist) with its export locations and rules, without
+        the access keys; change nothing.
     type: str
     default: present
-    choices: [present, absent]
+    choices: [present, absent, query]
   size:
     description: Size in GiB; required to create.
     type: int
@@ -72,6 +77,11 @@ options:
         type: str
         default: rw
         choices: [rw, ro]
+      state:
+        description: present, or absent to remove the rule (the share stays).
+        type: str
+        default: present
+        choices: [present, absent]
   purge_access_rules:
     description: Remove rules not listed in O(access_rules).
     type: bool

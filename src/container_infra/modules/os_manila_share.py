@@ -12,6 +12,7 @@ with ``no_log: true`` where it is shown).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from container_infra.cloud.errors import CloudError, explain
@@ -19,7 +20,7 @@ from container_infra.cloud.waiter import wait_for
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "name": {"type": "str", "required": True},
-    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent", "query"]},
     "size": {"type": "int"},
     "share_type": {"type": "str"},
     "share_proto": {"type": "str", "default": "CEPHFS", "aliases": ["protocol"]},
@@ -32,12 +33,14 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
             "access_type": {"type": "str", "default": "cephx", "choices": ["cephx", "ip", "user", "cert"]},
             "access_to": {"type": "str", "required": True},
             "access_level": {"type": "str", "default": "rw", "choices": ["rw", "ro"]},
+            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
         },
     },
     "purge_access_rules": {"type": "bool", "default": False},
 }
 
 PROTOCOLS = ("CEPHFS", "GLUSTERFS", "NFS")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
 
 class InputError(CloudError):
@@ -100,6 +103,13 @@ class Share:
         if len(shares) > 1:
             raise CloudError(f"share name '{name}' matches {len(shares)} shares; rename or delete the duplicates "
                              "(`openstack share list --name ...`), then run again")
+        if not shares and UUID_RE.match(name):
+            # A share made elsewhere may be named by its ID.
+            try:
+                return _d(self.m.shares.get(name))
+            except Exception as exc:
+                if type(exc).__name__ != "NotFound" and getattr(exc, "code", None) != 404:
+                    raise
         return shares[0] if shares else None
 
     def wait_share(self, share_id: str, what: str, done=("available",)) -> dict:
@@ -123,6 +133,30 @@ class Share:
                 raise
         return [_d(r) for r in self.m.shares.access_list(share_id)]
 
+    def check_share_type(self, name: str) -> None:
+        """Refuse, before anything is made, a share type this project cannot use."""
+        types = [_d(t) for t in self.m.share_types.list()]
+        if not any(name in (t.get("name"), t.get("id")) for t in types):
+            known = ", ".join(sorted(t.get("name") or t.get("id") for t in types)) or "none"
+            raise InputError(f"share_type '{name}' does not exist in this cloud (or is not available to the "
+                             f"project); choose one of: {known}")
+
+    def backend_message(self, share_id: str) -> str | None:
+        """Manila's newest user message about the share (why its back end refused an access rule)."""
+        try:
+            messages = [_d(m) for m in self.m.messages.list(search_opts={"resource_id": share_id})]
+        except Exception:  # the messages API is informative only: the caller still has its own reason
+            return None
+        messages.sort(key=lambda m: m.get("created_at") or "")
+        return messages[-1].get("user_message") if messages else None
+
+    def deny_refused(self, share_id: str, wanted: list[tuple[str, str]]) -> None:
+        """Remove the wanted rules the back end put in error, so that a failed run leaves none behind."""
+        for rule in self.rules(share_id):
+            if (rule.get("access_type"), rule.get("access_to")) in wanted and \
+                    (rule.get("state") or rule.get("access_state")) == "error":
+                self.m.shares.deny(share_id, rule["id"])
+
     def wait_rules(self, share_id: str, wanted: list[tuple[str, str]], what: str) -> list[dict]:
         def state_of(rule):
             return rule.get("state") or rule.get("access_state")
@@ -133,8 +167,14 @@ class Share:
         def failed(rules):
             bad = [r for r in pick(rules) if state_of(r) == "error"]
             if bad:
+                # Manila keeps a user message for some refusals only (not for a cephx user that another
+                # project holds, which Ceph's volumes module refuses as "already in use").
+                reason = self.backend_message(share_id) or (
+                    "Ceph refuses a cephx user that another project already holds, or one reserved such as "
+                    "admin or the cloud's own Manila user")
                 return (f"the {bad[0]['access_type']} rule for {bad[0]['access_to']} went to error; the backend "
-                        "refused it (a cephx user that exists elsewhere, or a rule type the backend does not take)")
+                        f"refused it ({reason.rstrip('.')}); the refused rule was removed: choose another "
+                        f"{bad[0]['access_type']} user")
             return False
 
         return wait_for(lambda: self.rules(share_id),
@@ -145,7 +185,12 @@ class Share:
 
 def _wanted_rules(params: dict) -> dict[tuple[str, str], str]:
     return {(r.get("access_type") or "cephx", r["access_to"]): r.get("access_level") or "rw"
-            for r in params.get("access_rules") or []}
+            for r in params.get("access_rules") or [] if (r.get("state") or "present") == "present"}
+
+
+def _unwanted_rules(params: dict) -> set[tuple[str, str]]:
+    return {(r.get("access_type") or "cephx", r["access_to"])
+            for r in params.get("access_rules") or [] if r.get("state") == "absent"}
 
 
 def plan(params: dict, share: dict | None, rules: list[dict]) -> dict:
@@ -189,9 +234,12 @@ def plan(params: dict, share: dict | None, rules: list[dict]) -> dict:
             if rule is not None:
                 steps["deny"].append(rule)
             steps["allow"].append({"access_type": kind, "access_to": to, "access_level": level})
+    unwanted = _unwanted_rules(params)
     if params.get("purge_access_rules"):
         wanted = set(_wanted_rules(params))
         steps["deny"] += [r for key, r in existing.items() if key not in wanted]
+    else:
+        steps["deny"] += [r for key, r in existing.items() if key in unwanted and r not in steps["deny"]]
     return steps
 
 
@@ -227,6 +275,12 @@ def ensure(api: Share, params: dict, check_mode: bool = False) -> dict:
     try:
         share = api.find(name)
         rules = api.rules(share["id"]) if share else []
+        if params["state"] == "query":
+            # What exists, without the access keys: a query's result is safe to show.
+            found = _current(api, share, rules)
+            for rule in found.get("access_rules", []):
+                rule.pop("access_key", None)
+            return {"changed": False, "share": found}
     except CloudError:
         raise
     except Exception as exc:
@@ -250,6 +304,8 @@ def ensure(api: Share, params: dict, check_mode: bool = False) -> dict:
             return {"changed": True, "share": {}, "plan": _plan_view(steps),
                     "diff": {"before": _diff_view(before), "after": {}}}
         if steps["create"]:
+            if params.get("share_type"):
+                api.check_share_type(params["share_type"])
             created = api.m.shares.create(params["share_proto"], params["size"], name=name,
                                           description=params.get("description"),
                                           share_type=params.get("share_type"),
@@ -273,8 +329,12 @@ def ensure(api: Share, params: dict, check_mode: bool = False) -> dict:
         for rule in steps["allow"]:
             api.m.shares.allow(share["id"], rule["access_type"], rule["access_to"], rule["access_level"])
         if steps["allow"] and params.get("wait", True):
-            api.wait_rules(share["id"], [(r["access_type"], r["access_to"]) for r in steps["allow"]],
-                           f"access rules of share '{name}' to become active")
+            allowed = [(r["access_type"], r["access_to"]) for r in steps["allow"]]
+            try:
+                api.wait_rules(share["id"], allowed, f"access rules of share '{name}' to become active")
+            except CloudError:
+                api.deny_refused(share["id"], allowed)
+                raise
     except CloudError:
         raise
     except Exception as exc:
