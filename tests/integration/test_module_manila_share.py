@@ -60,3 +60,42 @@ def test_bad_input(unique_name, extra, message):
     result = ansible_module("os_manila_share", share_args(unique_name, **extra))
     assert_one_clear_sentence(result, message)
 
+
+
+def assert_nothing_refused_left(osc, name):
+    """The share may stay (it is whole), but no access rule in error is left behind."""
+    rules = osc.json("share", "access", "list", name)
+    assert [rule for rule in rules if rule["State"] == "error"] == [], rules
+
+
+def test_a_share_type_the_cloud_does_not_have_makes_nothing(unique_name, osc):
+    result = ansible_module("os_manila_share", share_args(unique_name, share_type="no-such-type"))
+    assert_one_clear_sentence(result, "share_type 'no-such-type' does not exist", "choose one of: cephfs")
+    assert unique_name not in {share["Name"] for share in osc.json("share", "list")}
+
+
+def test_a_cephx_user_ceph_refuses_is_reported_and_removed(unique_name, osc):
+    # Ceph's own admin identity: its volumes module refuses to hand it out.
+    try:
+        result = ansible_module("os_manila_share", share_args(unique_name, access_rules=[
+            {"access_type": "cephx", "access_to": "admin"}]))
+        assert_one_clear_sentence(result, "rule for admin went to error", "forbidden", "choose another cephx user")
+        assert_nothing_refused_left(osc, unique_name)
+    finally:
+        osc.run("share", "delete", "--wait", unique_name, check=False)
+
+
+def test_a_cephx_user_of_another_project_is_reported_and_removed(unique_name, osc, osc_admin):
+    user = f"{unique_name}-shared"
+    theirs = f"{unique_name}-admins"
+    try:
+        # The operator's project holds the cephx user first.
+        osc_admin.run("share", "create", "CEPHFS", "1", "--name", theirs, "--share-type", "cephfs", "--wait")
+        osc_admin.run("share", "access", "create", theirs, "cephx", user)
+        result = ansible_module("os_manila_share", share_args(unique_name, access_rules=[
+            {"access_type": "cephx", "access_to": user}]))
+        assert_one_clear_sentence(result, f"rule for {user} went to error", "another project already holds")
+        assert_nothing_refused_left(osc, unique_name)
+    finally:
+        osc.run("share", "delete", "--wait", unique_name, check=False)
+        osc_admin.run("share", "delete", "--wait", theirs, check=False)
