@@ -52,7 +52,10 @@ options:
     type: str
     aliases: [key]
   api_timeout:
-    description: Seconds to wait for one API answer before failing (a request, not the whole run).
+    description:
+      - Seconds to wait for one API answer before failing (a request, not the whole run).
+      - When left out, the clouds.yaml entry's C(api_timeout), else 120, so that a stalled endpoint fails
+        the task instead of hanging the run. At least 1.
     type: int
 """
 
@@ -63,7 +66,7 @@ options:
     type: bool
     default: true
   timeout:
-    description: Seconds the whole run may wait.
+    description: Seconds the whole run may wait; at least 1 (C(wait=false) not to wait).
     type: int
     default: 1800
   poll_interval:

@@ -13,7 +13,7 @@ from typing import Any
 
 from container_infra import magnum as mg
 from container_infra.cloud.errors import CloudError, classify, explain
-from container_infra.cloud.module import ModuleFailure
+from container_infra.cloud.module import ModuleFailure, check_common
 from container_infra.cloud.waiter import wait_for
 
 # Cluster fields that Magnum cannot change in place: (parameter, cluster field, kind for name/id matching).
@@ -51,10 +51,7 @@ def validate(params: dict[str, Any]) -> None:
         value = params.get(param)
         if value is not None and value < low:
             raise ModuleFailure(f"{param} must be {low} or more, not {value}")
-    if params.get("timeout") is not None and params["timeout"] < 0:
-        raise ModuleFailure(f"timeout must be 0 or more seconds, not {params['timeout']}")
-    if params.get("poll_interval") is not None and params["poll_interval"] <= 0:
-        raise ModuleFailure(f"poll_interval must be more than 0 seconds, not {params['poll_interval']}")
+    check_common(params)
     mg.clean_labels("labels", params.get("labels"))
     seen = set()
     for index, ng in enumerate(params.get("nodegroups") or []):
@@ -411,8 +408,8 @@ class Runner:
         self.magnum = cloud.magnum()
         self.events: list[dict[str, Any]] = []
         self.started = time.monotonic()
-        self.deadline_s = float(params.get("timeout") or 1800)
-        self.poll = float(params.get("poll_interval") or 5.0)
+        self.deadline_s = float(1800 if params.get("timeout") is None else params["timeout"])
+        self.poll = float(5.0 if params.get("poll_interval") is None else params["poll_interval"])
 
     # -------------------------------------------------------------- progress
     def note(self, step: str, status: str | None, reason: str | None = None) -> None:

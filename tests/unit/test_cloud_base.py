@@ -231,3 +231,62 @@ def test_a_revoked_token_reads_as_rejected_credentials():
     revoked = ksa.http.NotFound(message="Failed to validate token (HTTP 404)", http_status=404)
     assert errors.classify(revoked) == "auth"
     assert errors.classify(ksa.http.NotFound(message="Could not find project", http_status=404)) == "notfound"
+
+
+# ------------------------------------------------------------------ timeouts (issue 15, finding 9)
+@pytest.fixture
+def no_cloud_config(tmp_path, monkeypatch):
+    """No OS_* environment and a clouds.yaml of our own, so that the operator's do not leak in."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("OS_"):
+            monkeypatch.delenv(name)
+    config = tmp_path / "clouds.yaml"
+    config.write_text("clouds:\n  slow:\n    api_timeout: 9\n    auth:\n      auth_url: http://127.0.0.1:1/v3\n"
+                      "      username: u\n      password: p\n      project_name: x\n"
+                      "  other:\n    auth:\n      auth_url: http://127.0.0.1:1/v3\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(config))
+    return config
+
+
+AUTH = {"auth_url": "http://127.0.0.1:1/v3", "username": "u", "password": "p", "project_name": "x",
+        "user_domain_name": "Default", "project_domain_name": "Default"}
+
+
+@pytest.mark.parametrize(("params", "seconds"), [
+    ({"auth": AUTH}, 120.0),                    # nothing said: the default, never "for ever"
+    ({"auth": AUTH, "api_timeout": 7}, 7.0),    # the task's
+    ({"cloud": "slow"}, 9.0),                   # the clouds.yaml entry's
+    ({"cloud": "slow", "api_timeout": 3}, 3.0),  # the task's over the entry's
+])
+def test_every_request_has_an_api_timeout(no_cloud_config, params, seconds):
+    from container_infra.cloud.connection import Cloud
+
+    cloud = Cloud.connect({"interface": "public", **params})
+    try:
+        assert cloud.api_timeout == seconds
+        assert cloud.session.timeout == seconds
+    finally:
+        cloud.close()
+
+
+@pytest.mark.parametrize(("params", "said"), [
+    ({"timeout": 0}, "timeout must be 1 or more seconds, not 0"),
+    ({"timeout": -5}, "timeout must be 1 or more seconds, not -5"),
+    ({"api_timeout": 0}, "api_timeout must be 1 or more seconds, not 0"),
+    ({"poll_interval": 0.0}, "poll_interval must be more than 0 seconds"),
+])
+def test_a_zero_timeout_is_refused_not_replaced(params, said):
+    from container_infra.cloud.module import ModuleFailure, check_common
+
+    with pytest.raises(ModuleFailure, match=said):
+        check_common({"timeout": 1800, "poll_interval": 5.0, "api_timeout": None, **params})
+
+
+def test_the_cluster_runner_keeps_the_timeout_it_was_given():
+    from container_infra import magnum_cluster
+
+    cloud = type("C", (), {"magnum": lambda self: object()})()
+    runner = magnum_cluster.Runner(None, cloud, {"timeout": 0, "poll_interval": 0.5})
+    assert runner.deadline_s == 0.0 and runner.poll == 0.5  # was silently 1800

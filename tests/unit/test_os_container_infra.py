@@ -58,6 +58,7 @@ BAD_PARAMS = [
     ({"labels": {"kube_tag": {"nested": 1}}}, "labels.kube_tag must be a string, number or boolean"),
     ({"labels": {"bad key": "x"}}, "labels has an invalid key 'bad key'"),
     ({"poll_interval": 0}, "poll_interval must be more than 0"),
+    ({"timeout": 0}, "timeout must be 1 or more seconds, not 0"),
     ({"nodegroups": [{"name": "g", "node_count": 1, "min_node_count": 2}]},
      "nodegroups[g].node_count 1 is below its min_node_count 2"),
     ({"nodegroups": [{"name": "g", "node_count": 5, "max_node_count": 2}]}, "above its max_node_count 2"),

@@ -35,6 +35,10 @@ AUTH_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "poll_interval": {"type": "float", "default": 5.0},
 }
 
+#: Seconds one API request may take when neither the task nor the cloud's clouds.yaml entry says: a
+#: stalled endpoint fails the run with a sentence instead of hanging it for ever.
+DEFAULT_API_TIMEOUT = 120
+
 #: The highest Magnum microversion this toolkit knows (1.13 renames stack_id, 1.14 node labels/taints).
 MAGNUM_MAX_MICROVERSION = (1, 14)
 MAGNUM_SERVICE_TYPE = "container-infra"
@@ -142,7 +146,16 @@ class Cloud:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Cloud:
-        """Build from module parameters (see AUTH_ARGUMENT_SPEC); raises CloudError on bad config."""
+        """Build from module parameters (see AUTH_ARGUMENT_SPEC) and authenticate; raises CloudError on
+        bad config."""
+        cloud = cls.connect(params)
+        cloud.authenticate(str(params.get("cloud") or "(from the auth parameters or OS_* environment)"))
+        return cloud
+
+    @classmethod
+    def connect(cls, params: dict[str, Any]) -> Cloud:
+        """The connection, not yet authenticated; every request on it is bounded by the api_timeout of
+        the task, else of the clouds.yaml entry, else :data:`DEFAULT_API_TIMEOUT`."""
         import openstack
 
         kwargs = _sdk_config_kwargs(params)
@@ -153,9 +166,15 @@ class Cloud:
                                      app_version=_version(), **kwargs)
         except Exception as exc:
             raise explain(exc, "connecting to", f"cloud {params.get('cloud') or '(from OS_* environment)'}") from exc
+        api_timeout = params.get("api_timeout")
+        if api_timeout is None:
+            api_timeout = (getattr(conn.config, "config", None) or {}).get("api_timeout")
+        api_timeout = float(api_timeout) if api_timeout else float(DEFAULT_API_TIMEOUT)
         cloud = cls(conn, interface=params.get("interface") or "public",
-                    region_name=params.get("region_name"), api_timeout=params.get("api_timeout"))
-        cloud.authenticate(str(params.get("cloud") or "(from the auth parameters or OS_* environment)"))
+                    region_name=params.get("region_name"), api_timeout=api_timeout)
+        # keystoneauth applies the session's timeout to every request made through it: openstacksdk's
+        # proxies, heatclient and manilaclient (magnumclient's own adapter is set in magnum()).
+        cloud.session.timeout = api_timeout
         return cloud
 
     def authenticate(self, name: str, attempts: int = 3, delay: float = 1.0) -> None:

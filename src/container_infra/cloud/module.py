@@ -52,6 +52,18 @@ class ModuleFailure(Exception):
         self.extra = extra
 
 
+def check_common(params: dict[str, Any]) -> None:
+    """Refuse a shared wait or connection option no module can honour, before any cloud call."""
+    for name, meaning in (("timeout", "it bounds the whole wait; use wait: false not to wait"),
+                          ("api_timeout", "it bounds one API request; leave it out for the clouds.yaml "
+                                          "entry's or the default of 120 s")):
+        value = params.get(name)
+        if value is not None and value < 1:
+            raise ModuleFailure(f"{name} must be 1 or more seconds, not {value} ({meaning})")
+    if params.get("poll_interval") is not None and params["poll_interval"] <= 0:
+        raise ModuleFailure(f"poll_interval must be more than 0 seconds, not {params['poll_interval']}")
+
+
 def run_module(
     own_spec: dict[str, dict[str, Any]],
     runner: Callable[[Any, Cloud | None], dict[str, Any]],
@@ -72,6 +84,7 @@ def run_module(
     failure: dict[str, Any] | None = None
     try:
         if needs_cloud:
+            check_common(module.params)
             cloud = Cloud.from_params(module.params)
         result = runner(module, cloud)
     except ModuleFailure as exc:
