@@ -50,8 +50,9 @@ class Storage:
             "container_infra_networks": {STORAGE_NETWORK: node["port"]},
         } for node in nodes}
         self.inventory = work / "hosts.yml"
-        self.inventory.write_text(yaml.safe_dump({"all": {"children": {
-            "workers": {"hosts": hosts}, "masters": {"hosts": {}}}}}))
+        self.inventory.write_text(yaml.safe_dump({"all": {
+            "vars": {"container_infra_storage_cloud": "sandbox"},
+            "children": {"workers": {"hosts": hosts}, "masters": {"hosts": {}}}}}))
 
     def play(self, storage: list[dict], *extra: str, check: bool = True, callback: str = "ansible.posix.json"):
         spec = self.work / "storage.json"
