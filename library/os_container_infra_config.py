@@ -104,6 +104,13 @@ ca_fingerprint:
   description: SHA-256 fingerprint of the cluster's CA certificate (null with TLS disabled).
   returned: when state is present
   type: str
+modes_repaired:
+  description:
+    - "Each credentials path whose mode had been changed since it was written, as C(path: old -> new);
+      the directory is kept 0700, keys and the kubeconfig 0600."
+  returned: when a mode was wrong
+  type: list
+  elements: str
 removed:
   description: Files removed.
   returned: when state is absent

@@ -6,7 +6,9 @@ Kubernetes: a kubeconfig (``<dest>/config``) with the cluster's CA, and a client
 ``default``.  Swarm: ``ca.pem``, ``cert.pem``, ``key.pem`` and ``env.sh`` (DOCKER_HOST,
 DOCKER_CERT_PATH, DOCKER_TLS_VERIFY).  Private keys are written 0600.  A re-run leaves the files
 alone while the CA in them is still the cluster's, the server address matches and the client
-certificate is valid for another day; otherwise a new key and certificate are made."""
+certificate is valid for another day; otherwise a new key and certificate are made.  Each file is
+written atomically (a temporary file in the same directory, its mode set before the content, then
+renamed over), the directory is 0700, and a mode changed since is put back on every run."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ KUBECONFIG = "config"
 SWARM_FILES = ("ca.pem", "cert.pem", "key.pem", "env.sh")
 PRIVATE_MODE = 0o600
 PUBLIC_MODE = 0o644
+#: The credentials directory: only its owner lists or enters it.
+DIR_MODE = 0o700
 
 
 # ---------------------------------------------------------------------------------------- crypto
@@ -104,9 +108,44 @@ def read_kubeconfig(path: Path) -> tuple[str | None, bytes | None, bytes | None]
         return None, None, None
 
 
+def file_modes(dest: Path, swarm: bool, tls: bool = True) -> dict[Path, int]:
+    """Each credentials path (the directory first) and the mode it must have."""
+    modes = {dest: DIR_MODE}
+    if swarm:
+        if tls:
+            modes.update({dest / "ca.pem": PUBLIC_MODE, dest / "cert.pem": PUBLIC_MODE, dest / "key.pem": PRIVATE_MODE})
+        modes[dest / "env.sh"] = PUBLIC_MODE
+    else:
+        modes[dest / KUBECONFIG] = PRIVATE_MODE
+    return modes
+
+
+def repair_modes(modes: dict[Path, int], apply: bool = True) -> list[str]:
+    """Put back each existing path's mode; returns 'path: 0644 -> 0600' for each that was wrong."""
+    repaired = []
+    for path, mode in modes.items():
+        try:
+            have = path.lstat().st_mode & 0o7777
+        except FileNotFoundError:
+            continue
+        if have != mode:
+            repaired.append(f"{path}: {have:04o} -> {mode:04o}")
+            if apply:
+                os.chmod(path, mode)
+    return repaired
+
+
+def make_dir(path: Path) -> None:
+    """The credentials directory, 0700 whatever the umask (and put back to it when it exists)."""
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o7777 != DIR_MODE:
+        os.chmod(path, DIR_MODE)
+
+
 def write_file(path: Path, content: bytes, mode: int) -> None:
     """Atomically, with the mode set before the content lands."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        make_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.")
     try:
         os.fchmod(fd, mode)

@@ -419,3 +419,97 @@ def test_a_just_created_cluster_missing_for_a_while_is_waited_for():
     cluster = runner.wait_cluster("u", "create cluster demo", expect_change=False, just_created=True)
     assert cluster["status"] == "CREATE_COMPLETE" and not answers
     assert [e["status"] for e in runner.events] == ["CREATE_IN_PROGRESS", "CREATE_COMPLETE"]
+
+
+# ------------------------------------------------------------------ credentials' files (issue 15, finding 12)
+class _Signer:
+    """A cluster's CA that signs the CSRs os_container_infra_config sends, as Magnum does."""
+
+    def __init__(self):
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+
+        self.x509, self.hashes, self.serialization = x509, hashes, serialization
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ca")])
+        self.ca = (x509.CertificateBuilder().subject_name(self.name).issuer_name(self.name)
+                   .public_key(self.key.public_key()).serial_number(1).not_valid_before(now)
+                   .not_valid_after(now + datetime.timedelta(days=365))
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(self.key, hashes.SHA256())).public_bytes(serialization.Encoding.PEM)
+
+    def get(self, uuid):
+        return {"pem": self.ca.decode()}
+
+    def create(self, cluster_uuid, csr):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        request = self.x509.load_pem_x509_csr(csr.encode())
+        cert = (self.x509.CertificateBuilder().subject_name(request.subject).issuer_name(self.name)
+                .public_key(request.public_key()).serial_number(2).not_valid_before(now)
+                .not_valid_after(now + datetime.timedelta(days=30)).sign(self.key, self.hashes.SHA256()))
+        return {"pem": cert.public_bytes(self.serialization.Encoding.PEM).decode()}
+
+
+def _config_run(tmp_path, coe="kubernetes", check_mode=False):
+    from types import SimpleNamespace
+
+    from container_infra.modules import os_container_infra_config
+
+    record = {"uuid": "c-1", "name": "demo", "status": "CREATE_COMPLETE", "cluster_template_id": "t-1",
+              "api_address": "tcp://127.42.0.9:2376" if coe == "swarm" else "https://127.42.0.5:6443"}
+    signer = getattr(_config_run, "signer", None) or _Signer()
+    _config_run.signer = signer
+    magnum = SimpleNamespace(
+        clusters=SimpleNamespace(list=lambda: [record], get=lambda uuid: record),
+        cluster_templates=SimpleNamespace(get=lambda uuid: {"uuid": uuid, "coe": coe, "tls_disabled": False}),
+        certificates=signer)
+    module = SimpleNamespace(check_mode=check_mode, params={
+        "cluster": "demo", "dest": str(tmp_path / "credentials"), "state": "present", "force": False,
+        "key_size": 2048, "renew_before_days": 1})
+    return os_container_infra_config.run(module, SimpleNamespace(magnum=lambda: magnum))
+
+
+@pytest.mark.parametrize(("coe", "private"), [("kubernetes", "config"), ("swarm", "key.pem")])
+def test_credentials_modes_are_kept(tmp_path, coe, private):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        first = _config_run(tmp_path, coe)
+    finally:
+        os.umask(old)
+    dest = tmp_path / "credentials"
+    assert first["changed"]
+    assert dest.stat().st_mode & 0o777 == 0o700, "the credentials directory is the owner's only"
+    assert (dest / private).stat().st_mode & 0o777 == 0o600
+    assert not _config_run(tmp_path, coe)["changed"]
+
+    # Someone opens them up: the next run puts the modes back without new credentials.
+    content = (dest / private).read_bytes()
+    os.chmod(dest / private, 0o644)
+    os.chmod(dest, 0o755)  # noqa: S103 - the fault the module must repair
+    checked = _config_run(tmp_path, coe, check_mode=True)
+    assert checked["changed"] and (dest / private).stat().st_mode & 0o777 == 0o644
+    again = _config_run(tmp_path, coe)
+    assert again["changed"] and any(private in line and "0644 -> 0600" in line for line in again["modes_repaired"])
+    assert (dest / private).stat().st_mode & 0o777 == 0o600 and dest.stat().st_mode & 0o777 == 0o700
+    assert (dest / private).read_bytes() == content
+    assert not _config_run(tmp_path, coe)["changed"]
+
+
+def test_credentials_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A write interrupted half-way leaves the old file as it was and no temporary file behind."""
+    path = tmp_path / "credentials" / "config"
+    credentials.write_file(path, b"old", credentials.PRIVATE_MODE)
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(credentials.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        credentials.write_file(path, b"new and longer", credentials.PRIVATE_MODE)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in path.parent.iterdir()] == ["config"]

@@ -21,8 +21,11 @@ from container_infra.credentials import (
     current_state,
     docker_env,
     env_script,
+    file_modes,
     fingerprint,
+    make_dir,
     make_key_and_csr,
+    repair_modes,
     write_file,
 )
 
@@ -103,6 +106,14 @@ def run(module, cloud) -> dict[str, Any]:
         result["kubeconfig"] = None
     else:
         result["kubeconfig"] = str(dest / KUBECONFIG)
+    # A mode changed since the files were written (a key made world-readable, the directory opened) is
+    # put back even when the content is current.
+    modes = file_modes(dest, swarm, tls)
+    repaired = repair_modes(modes, apply=up_to_date and not module.check_mode)
+    if repaired:
+        result["changed"] = True
+        result["modes_repaired"] = repaired
+        result["diff"]["before"]["modes_wrong"] = repaired
     if up_to_date or module.check_mode:
         return result
 
@@ -114,7 +125,7 @@ def run(module, cloud) -> dict[str, Any]:
         except Exception as exc:
             raise explain(exc, "signing", f"a client certificate for cluster {name}") from exc
         cert_pem = mg.info(signed).get("pem", "").encode()
-    dest.mkdir(parents=True, exist_ok=True)
+    make_dir(dest)
     if swarm:
         if tls:
             write_file(dest / "ca.pem", ca_pem, PUBLIC_MODE)
