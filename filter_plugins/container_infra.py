@@ -19,4 +19,5 @@ class FilterModule:
             "container_infra_swarm_stack_nodegroups": swarm_spec.swarm_stack_nodegroups,
             "container_infra_heat_resource_name": swarm_spec.heat_resource_name,
             "container_infra_default_nodegroup": magnum.default_nodegroup,
+            "container_infra_network_problems": magnum.network_problems,
         }

@@ -57,7 +57,7 @@ uuid: {description: The cluster's UUID., returned: when found, type: str}
 status: {description: Magnum's status (null when absent)., returned: always, type: str}
 status_reason: {description: Magnum's status_reason., returned: when found, type: str}
 settled: {description: No operation in progress (or absent with O(absent_is_settled))., returned: always, type: bool}
-failed: {description: The status ends in C(_FAILED)., returned: always, type: bool}
+operation_failed: {description: The status ends in C(_FAILED)., returned: always, type: bool}
 nodes_active: {description: Nodes whose server is ACTIVE., returned: always, type: int}
 nodes_expected: {description: Nodes the cluster's nodegroups ask for., returned: always, type: int}
 elapsed: {description: Seconds since O(started)., returned: when started is given, type: float}

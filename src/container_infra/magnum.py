@@ -28,6 +28,56 @@ def default_nodegroup(role: str | None) -> str:
     return DEFAULT_MASTER if role == "master" else DEFAULT_WORKER
 
 
+ROLES = ("master", "worker")
+
+
+def placed_on(network: dict, role: str, nodegroup: str) -> bool:
+    """Whether a spec ``networks`` entry goes to nodes of ``role`` in ``nodegroup``: an entry without
+    ``roles`` is for every role, one without ``nodegroups`` for every nodegroup."""
+    roles = network.get("roles")
+    groups = network.get("nodegroups")
+    return (roles is None or role in roles) and (groups is None or nodegroup in groups)
+
+
+def spec_nodegroups(spec: dict) -> list[tuple[str, str]]:
+    """(role, name) of each nodegroup a cluster spec gives its cluster: the two defaults, then its own."""
+    own = [((ng.get("role") or "worker"), ng["name"]) for ng in spec.get("nodegroups") or []
+           if isinstance(ng, dict) and isinstance(ng.get("name"), str) and ng["name"]]
+    return [("master", DEFAULT_MASTER), ("worker", DEFAULT_WORKER)] + [g for g in own if g[1] not in DEFAULT_NODEGROUPS]
+
+
+def placement_problems(cluster: str, where: str, network: dict, groups: list[tuple[str, str]]) -> list[str]:
+    """Where a spec ``networks`` entry cannot go, one sentence each: a role that is none, a nodegroup the
+    cluster does not have (``groups``: its (role, name) pairs), or no node in both."""
+    problems = []
+    wrong = sorted(set(network.get("roles") or []) - set(ROLES), key=str)
+    if wrong:
+        problems.append(f"{where}.roles: {', '.join(map(str, wrong))} is not a role; use master and/or worker")
+    known = [name for _, name in groups]
+    unknown = [g for g in network.get("nodegroups") or [] if g not in known]
+    if unknown:
+        problems.append(f"{where}.nodegroups: {', '.join(map(str, unknown))} is not a nodegroup of cluster {cluster} "
+                        f"(it has {', '.join(known)}); name one of those or add the nodegroup")
+    if not wrong and not unknown and not any(placed_on(network, role, group) for role, group in groups):
+        problems.append(f"{where}: no node is in both its roles and its nodegroups; widen one of them")
+    return problems
+
+
+def network_problems(spec: dict) -> list[str]:
+    """What in a cluster spec's ``networks`` cannot be placed on its nodes (any driver), one sentence each,
+    before anything is made: a network named on a nodegroup that does not exist is refused, not skipped."""
+    problems = []
+    groups = spec_nodegroups(spec)
+    for index, network in enumerate(spec.get("networks") or []):
+        net = (network or {}).get("network") if isinstance(network, dict) else None
+        where = f"networks[{net or index}]"
+        if not net:
+            problems.append(f"{where} has no network; name the provider network")
+            continue
+        problems.extend(placement_problems(spec.get("name"), where, network, groups))
+    return problems
+
+
 def info(resource: Any) -> dict[str, Any]:
     """A client resource (or dict) as a plain dict."""
     if resource is None:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from container_infra.magnum import DEFAULT_MASTER, DEFAULT_WORKER, default_nodegroup
+from container_infra.magnum import DEFAULT_MASTER, DEFAULT_WORKER, default_nodegroup, placed_on, placement_problems
 
-ROLES = ("master", "worker")
 # A nodegroup's name is part of its servers' host names (<cluster>-<nodegroup>-<index>).
 SWARM_NODEGROUP_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 # Server names <cluster>-manager-<i> and <cluster>-worker-<i> belong to the default nodegroups.
@@ -55,7 +54,7 @@ def swarm_spec_problems(spec: dict) -> list[str]:
         if unread:
             problems.append(f"{where}: a Swarm without Magnum does not read {', '.join(unread)} (Magnum's keys); "
                             f"remove them (it reads {', '.join(SWARM_NODEGROUP_KEYS)})")
-    known = [DEFAULT_MASTER, DEFAULT_WORKER, *seen]
+    groups = [("master", DEFAULT_MASTER), ("worker", DEFAULT_WORKER)] + [("worker", g) for g in seen]
     for index, network in enumerate(spec.get("networks") or []):
         net = (network or {}).get("network")
         where = f"networks[{net or index}]"
@@ -67,29 +66,8 @@ def swarm_spec_problems(spec: dict) -> list[str]:
             problems.append(f"{where}: a Swarm without Magnum does not read {', '.join(unread)} (Nova makes its "
                             f"ports at boot from the network alone); remove them (it reads "
                             f"{', '.join(SWARM_NETWORK_KEYS)})")
-        roles = network.get("roles")
-        groups = network.get("nodegroups")
-        wrong = sorted(set(roles or []) - set(ROLES))
-        if wrong:
-            problems.append(f"{where}.roles: {', '.join(map(str, wrong))} is not a role; use master and/or worker")
-        unknown = [g for g in groups or [] if g not in known]
-        if unknown:
-            problems.append(f"{where}.nodegroups: {', '.join(map(str, unknown))} is not a nodegroup of cluster {name} "
-                            f"(it has {', '.join(known)}); name one of those or add the nodegroup")
-        if not wrong and not unknown and not any(
-                _placed_on(network, role, group)
-                for role, group in [("master", DEFAULT_MASTER), ("worker", DEFAULT_WORKER)]
-                + [("worker", g) for g in seen]):
-            problems.append(f"{where}: no node is in both its roles and its nodegroups; widen one of them")
+        problems.extend(placement_problems(name, where, network, groups))
     return problems
-
-
-def _placed_on(network: dict, role: str, nodegroup: str) -> bool:
-    """Whether a spec ``networks`` entry goes to nodes of ``role`` in ``nodegroup``: an entry without
-    ``roles`` is for every role, one without ``nodegroups`` for every nodegroup."""
-    roles = network.get("roles")
-    groups = network.get("nodegroups")
-    return (roles is None or role in roles) and (groups is None or nodegroup in groups)
 
 
 def swarm_networks(networks: list[dict] | None, role: str, nodegroup: str | None = None) -> list[str]:
@@ -98,7 +76,7 @@ def swarm_networks(networks: list[dict] | None, role: str, nodegroup: str | None
     group = nodegroup or default_nodegroup(role)
     out = []
     for network in networks or []:
-        if _placed_on(network, role, group) and network["network"] not in out:
+        if placed_on(network, role, group) and network["network"] not in out:
             out.append(network["network"])
     return out
 

@@ -290,3 +290,50 @@ def test_the_cluster_runner_keeps_the_timeout_it_was_given():
     cloud = type("C", (), {"magnum": lambda self: object()})()
     runner = magnum_cluster.Runner(None, cloud, {"timeout": 0, "poll_interval": 0.5})
     assert runner.deadline_s == 0.0 and runner.poll == 0.5  # was silently 1800
+
+
+# ------------------------------------------------------------------ results (issue 15, finding 13)
+class _Exit(Exception):
+    pass
+
+
+class _FakeModule:
+    """Enough of AnsibleModule for run_module."""
+
+    def __init__(self, argument_spec, supports_check_mode=True, **kwargs):
+        self.params = {k: v.get("default") for k, v in argument_spec.items()}
+        self._verbosity = 0
+        self._diff = False
+
+    def exit_json(self, **result):
+        raise _Exit(("exit", result))
+
+    def fail_json(self, **result):
+        raise _Exit(("fail", result))
+
+
+def test_a_module_result_never_carries_the_keys_ansible_reserves():
+    from container_infra.cloud.module import run_module
+
+    with pytest.raises(_Exit) as caught:
+        run_module({}, lambda module, cloud: {"changed": False, "failed": False}, needs_cloud=False,
+                   module_class=_FakeModule)
+    kind, result = caught.value.args[0]
+    assert kind == "fail" and "returned failed, which Ansible reserves" in result["msg"]
+
+
+@pytest.mark.parametrize("status", ["CREATE_FAILED", "CREATE_COMPLETE", None])
+def test_the_status_module_reports_a_failed_operation_as_data_not_as_its_own_failure(status):
+    from types import SimpleNamespace
+
+    from container_infra.modules import os_container_infra_status
+
+    record = {"uuid": "c-1", "name": "demo", "status": status, "status_reason": "boom", "master_count": 1,
+              "node_count": 1}
+    magnum = SimpleNamespace(clusters=SimpleNamespace(list=lambda: [record] if status else [], get=lambda uuid: record),
+                             nodegroups=SimpleNamespace(list=lambda uuid, **kw: []))
+    module = SimpleNamespace(params={"name": "demo", "started": None, "absent_is_settled": True})
+    result = os_container_infra_status.run(module, SimpleNamespace(magnum=lambda: magnum))
+    assert "failed" not in result
+    assert result["operation_failed"] is (status == "CREATE_FAILED")
+    assert result["settled"]

@@ -92,6 +92,18 @@ def test_a_typo_in_a_nested_spec_key_fails_before_anything_is_made(tmp_path, spe
     assert not (tmp_path / "key").exists() and not (tmp_path / "inv").exists()
 
 
+def test_a_magnum_network_on_a_nodegroup_the_cluster_lacks_is_refused_not_skipped(tmp_path):
+    """As for a Swarm without Magnum (issue 15, finding 13): the same check, before anything is made."""
+    done = run_role(tmp_path, MAGNUM | {"networks": [{"network": "lln", "nodegroups": ["gpux"]}]})
+    assert done.returncode != 0
+    (task, message), = failures(done)
+    assert task == "container_infra_cluster : Check where the cluster's provider networks go", task
+    assert message.startswith(
+        "cluster k-test: networks[lln].nodegroups: gpux is not a nodegroup of cluster k-test "
+        "(it has default-master, default-worker, gpu); name one of those or add the nodegroup"), message
+    assert not (tmp_path / "key").exists() and not (tmp_path / "inv").exists()
+
+
 def test_no_cloud_named_is_refused_in_one_sentence(tmp_path):
     """The production default names no cloud (the sandbox's inventory sets "sandbox")."""
     done = run_role(tmp_path, MAGNUM, cloud=None, OS_CLOUD="")

@@ -52,6 +52,10 @@ class ModuleFailure(Exception):
         self.extra = extra
 
 
+#: Result keys Ansible takes as the task's outcome; a module's data never uses them.
+RESERVED_RESULT_KEYS = frozenset({"failed", "skipped", "unreachable", "rc"})
+
+
 def check_common(params: dict[str, Any]) -> None:
     """Refuse a shared wait or connection option no module can honour, before any cloud call."""
     for name, meaning in (("timeout", "it bounds the whole wait; use wait: false not to wait"),
@@ -103,6 +107,11 @@ def run_module(
         # Failing outside the except block: ansible-core records the active exception's traceback
         # in the result otherwise, and the operator is owed one sentence, not a stack.
         module.fail_json(**failure)
+    reserved = sorted(RESERVED_RESULT_KEYS & set(result))
+    if reserved:
+        # Ansible reads these keys as the task's own outcome, not as the module's data.
+        module.fail_json(msg=f"the module returned {', '.join(reserved)}, which Ansible reserves for the task's "
+                             "own outcome; this is a bug in the module: report it")
     if cloud is not None:
         result.setdefault("api_calls", cloud.api_calls.total)
     if not module._diff:

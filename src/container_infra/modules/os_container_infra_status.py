@@ -36,7 +36,7 @@ def run(module, cloud) -> dict[str, Any]:
         if not params["absent_is_settled"]:
             raise CloudError(f"cluster {name} was not found in the project; create it first (state=present), "
                              "or check its name with `openstack coe cluster list`")
-        return {"changed": False, "found": False, "status": None, "settled": True, "failed": False,
+        return {"changed": False, "found": False, "status": None, "settled": True, "operation_failed": False,
                 "nodes_active": 0, "nodes_expected": 0, "elapsed": elapsed,
                 "progress": progress_line(name, None, "deleted", 0, 0, elapsed)}
     status = cluster.get("status")
@@ -57,7 +57,9 @@ def run(module, cloud) -> dict[str, Any]:
         "status": status,
         "status_reason": cluster.get("status_reason"),
         "settled": settled(status),
-        "failed": bool(status) and status.endswith("_FAILED"),
+        # Not "failed": Ansible reads that key as the task's own failure, and the role's sentence about
+        # the failed cluster would never be reached (run_module refuses it).
+        "operation_failed": bool(status) and status.endswith("_FAILED"),
         "nodes_active": active,
         "nodes_expected": expected,
         "elapsed": elapsed,
