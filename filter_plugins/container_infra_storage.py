@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from container_infra import storage
+from container_infra import beegfs, storage
 
 
 def storage_plan(entries, cluster, role, nodegroup):
@@ -29,4 +29,8 @@ class FilterModule:
             "container_infra_storage_manila_facts": storage.manila_facts,
             "container_infra_storage_node_mounts": storage_node_mounts,
             "container_infra_storage_summary": storage.summary,
+            "container_infra_storage_beegfs_files": beegfs.node_files,
+            "container_infra_storage_beegfs_names": beegfs.names,
+            "container_infra_storage_beegfs_packages": beegfs.packages,
+            "container_infra_storage_beegfs_services": beegfs.services,
         }

@@ -94,6 +94,12 @@ def _check_beegfs(entry: dict, where: str) -> list[str]:
                       "set beegfs.version to 7.4 or 8.")
     if not beegfs.get("mgmtd_host"):
         errors.append(f"{where}: beegfs.mgmtd_host is missing; name the BeeGFS management host.")
+    if beegfs.get("auth", True) and not beegfs.get("auth_file"):
+        errors.append(f"{where}: beegfs.auth_file is missing; name the file on the control host that holds the "
+                      "shared secret (connAuthFile), or set beegfs.auth to false where the file system has none.")
+    if beegfs.get("rdma_interfaces") and not beegfs.get("rdma"):
+        errors.append(f"{where}: beegfs.rdma_interfaces is given but beegfs.rdma is off; set beegfs.rdma to true "
+                      "or drop the RDMA interfaces.")
     return errors
 
 
