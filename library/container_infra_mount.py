@@ -110,6 +110,8 @@ import time  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+# Client packages named after Debian's; the RedHat and SUSE families call some otherwise.
+PACKAGE_NAMES = {"glusterfs-client": {"dnf": "glusterfs-fuse", "yum": "glusterfs-fuse", "zypper": "glusterfs-fuse"}}
 
 
 def unescape(field: str) -> str:
@@ -187,11 +189,13 @@ def which(binary: str) -> str | None:
 
 
 def install(module: AnsibleModule, package: str) -> None:
-    for manager, command in (("apt-get", ["apt-get", "install", "-y", "--no-install-recommends", package]),
-                             ("dnf", ["dnf", "install", "-y", package]),
-                             ("yum", ["yum", "install", "-y", package]),
-                             ("zypper", ["zypper", "--non-interactive", "install", package])):
+    for manager, command in (("apt-get", ["apt-get", "install", "-y", "--no-install-recommends"]),
+                             ("dnf", ["dnf", "install", "-y"]),
+                             ("yum", ["yum", "install", "-y"]),
+                             ("zypper", ["zypper", "--non-interactive", "install"])):
         if which(manager):
+            package = PACKAGE_NAMES.get(package, {}).get(manager, package)
+            command = [*command, package]
             done = subprocess.run(command, capture_output=True, text=True, check=False,
                                   env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
             if done.returncode != 0:

@@ -23,6 +23,7 @@ BEEGFS_VERSIONS = ("7.4", "8")
 CEPH_DIR = "/etc/ceph"
 # A cephx user name: what Manila's CephFS driver and Ceph accept in a client name.
 CEPHX_USER = re.compile(r"^[A-Za-z0-9_.-]+$")
+GLUSTER_VOLUME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class StorageError(ValueError):
@@ -108,9 +109,17 @@ def _check_gluster(entry: dict, where: str) -> list[str]:
     errors = []
     if not gluster.get("volume"):
         errors.append(f"{where}: gluster.volume is missing; name the Gluster volume.")
+    elif not GLUSTER_VOLUME.match(gluster["volume"]):
+        errors.append(f"{where}: gluster.volume {gluster['volume']!r} is not a Gluster volume name; use letters, "
+                      "digits, '_' and '-' only.")
     if not gluster.get("servers"):
         errors.append(f"{where}: gluster.servers is missing; list the volume's servers (the first serves the "
                       "volume file, the others are its backups).")
+    elif len(set(gluster["servers"])) != len(gluster["servers"]):
+        errors.append(f"{where}: gluster.servers lists a server twice; list each once.")
+    if (gluster.get("transport") or "tcp") != "tcp":
+        errors.append(f"{where}: gluster.transport {gluster['transport']!r} is not available; Gluster removed its "
+                      "RDMA transport, so use tcp over the IPoIB or RoCE addresses (the servers' LLN addresses).")
     return errors
 
 
@@ -298,6 +307,41 @@ def cephfs_mount(entry: dict, share: dict, with_secret: bool = False) -> dict:
             "mode": entry.get("mode")}
 
 
+def gluster_mount(entry: dict, networks: dict[str, dict], host: str) -> tuple[dict, str | None, str | None]:
+    """A client mount of an existing Gluster volume: the first server gives the volume file, the others are
+    its backups (``backup-volfile-servers``); the node must reach them through one of its networks."""
+    gluster = entry["gluster"]
+    servers = gluster["servers"]
+    where = f"storage[{entry['name']}] of cluster {entry['cluster']}"
+    network = storage_network(servers, networks, gluster.get("network"))
+    literal = any(_is_address(server) for server in servers)
+    if network is None and (gluster.get("network") or literal):
+        named = gluster.get("network")
+        target = f"network {named}" if named else f"a network that reaches the servers {', '.join(servers)}"
+        return {}, None, (f"{where}: host {host} has no port on {target}"
+                          + f" (it has {', '.join(sorted(networks)) or 'none'}); add that network to the cluster's "
+                          "networks (for example {network: lln}) and run cluster_create.yml.")
+    volume = gluster["volume"] + (("/" + gluster["subdir"].strip("/")) if gluster.get("subdir") else "")
+    options = []
+    if len(servers) > 1:
+        options.append("backup-volfile-servers=" + ":".join(servers[1:]))
+    if gluster.get("transport"):
+        options.append(f"transport={gluster['transport']}")
+    options += [*mount_options(entry.get("options")), "_netdev"]
+    return ({"name": entry["name"], "kind": "gluster", "state": "present", "path": entry["path"],
+             "src": f"{servers[0]}:/{volume}", "fstype": "glusterfs", "options": ",".join(options), "files": [],
+             "binary": "mount.glusterfs", "package": "glusterfs-client", "owner": entry.get("owner"),
+             "group": entry.get("group"), "mode": entry.get("mode")}, network, None)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(_host_of(text))
+    except ValueError:
+        return False
+    return True
+
+
 def ceph_conf(monitors: list[str]) -> str:
     return ("# Written by container-infra (the storage role): one file per Ceph cluster.\n"
             f"[global]\n\tmon_host = {','.join(monitors)}\n")
@@ -315,6 +359,15 @@ def node_mounts(plan: list[dict], manila: dict[str, dict] | None, networks: dict
         if entry["state"] == "absent":
             mounts.append({"name": entry["name"], "kind": entry["kind"], "state": "absent", "path": entry["path"],
                            "files": _known_files(entry, manila)})
+            continue
+        if entry["kind"] == "gluster":
+            mount, network, error = gluster_mount(entry, networks, host)
+            if error:
+                errors.append(error)
+                continue
+            if network and network not in nic_networks and (networks.get(network) or {}).get("mac"):
+                nic_networks.append(network)
+            mounts.append(mount)
             continue
         if entry["kind"] != "cephfs":
             continue

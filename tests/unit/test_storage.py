@@ -55,7 +55,7 @@ def one_error(entries) -> str:
     ([ceph(cephfs={"share": "s", "client": "nfs"})], "cephfs.client 'nfs' is not fuse or kernel"),
     ([ceph(cephfs={"share": "s", "user": "a b"})], "is not a cephx user name"),
     ([ceph(roles=["gpu"])], "role 'gpu' is not master or worker"),
-    ([{"name": "b", "kind": "beegfs", "path": "/mnt/b", "beegfs": {"version": "9", "mgmtd_host": "m"}}],
+    ([{"name": "b", "kind": "beegfs", "path": "/mnt/b", "beegfs": {"version": "9", "mgmtd_host": "m", "auth": False}}],
      "BeeGFS version '9' is not one this role knows (7.4, 8)"),
 ])
 def test_a_bad_spec_is_one_sentence_naming_the_entry_and_the_fix(entries, words):
@@ -263,3 +263,36 @@ def test_a_rule_with_state_absent_is_denied_and_nothing_else():
     assert [r["id"] for r in steps["deny"]] == ["r1"] and steps["allow"] == [] and steps["resize"] is None
     assert os_manila_share.plan(params(access_rules=[{"access_type": "cephx", "access_to": "u9", "state": "absent"}]),
                                 share, [])["deny"] == []
+
+
+# ---------------------------------------------------------------------------------------- Gluster client
+def gluster(**more) -> dict:
+    return {"name": "g", "kind": "gluster", "path": "/mnt/g",
+            "gluster": {"volume": "vol0", "servers": ["10.80.0.11", "10.80.0.12", "10.80.0.13"]} | more}
+
+
+def test_a_gluster_client_mount_names_the_backup_volfile_servers():
+    plan = storage.node_plan([gluster()], "c1", "worker", "w")
+    out = storage.node_mounts(plan, {}, NETWORKS, "n1", True)
+    assert out["errors"] == [] and out["nic_networks"] == ["storage"]
+    (mount,) = out["mounts"]
+    assert (mount["src"], mount["fstype"], mount["binary"]) == ("10.80.0.11:/vol0", "glusterfs", "mount.glusterfs")
+    assert mount["options"] == "backup-volfile-servers=10.80.0.12:10.80.0.13,_netdev"
+    (mount,) = storage.node_mounts(storage.node_plan([gluster(subdir="/team/")], "c1", "worker", "w"), {},
+                                   NETWORKS, "n1")["mounts"]
+    assert mount["src"] == "10.80.0.11:/vol0/team"
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"transport": "rdma"}, "Gluster removed its RDMA transport, so use tcp over the IPoIB or RoCE addresses"),
+    ({"servers": ["a", "a"]}, "gluster.servers lists a server twice"),
+    ({"volume": "bad name"}, "is not a Gluster volume name"),
+])
+def test_bad_gluster_input_is_one_sentence(change, words):
+    assert words in one_error([gluster(**change)])
+
+
+def test_gluster_servers_no_network_of_the_node_reaches_are_refused():
+    plan = storage.node_plan([gluster()], "c1", "worker", "w")
+    (error,) = storage.node_mounts(plan, {}, {"private": NETWORKS["private"]}, "n1")["errors"]
+    assert "host n1 has no port on a network that reaches the servers 10.80.0.11, 10.80.0.12, 10.80.0.13" in error
