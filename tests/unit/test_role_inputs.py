@@ -119,6 +119,35 @@ def test_the_spec_template_reaches_the_template_module_whole(tmp_path):
     assert task == "container_infra_cluster : Cluster template" and "no-such-cloud was not found" in message, message
 
 
+def test_a_real_clouds_nodes_have_their_host_keys_checked(tmp_path):
+    """Issue 15, finding 10: no global opt-out; each cluster's known_hosts beside its inventory, keys learnt
+    on first contact and checked after; the example inventory's SSH keys are git-ignored."""
+    import configparser
+    import shlex
+
+    config = configparser.ConfigParser()
+    config.read(REPO / "ansible.cfg")
+    assert config.getboolean("defaults", "host_key_checking", fallback=True)
+    for path in ("inventories/example/.ssh/id_ed25519", "inventories/mycloud/.ssh/id_ed25519"):
+        assert subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO).returncode == 0, path
+
+    where = tmp_path / "my clusters" / "k8s-prod"
+    out = tmp_path / "args"
+    done = run_play(tmp_path, {
+        "vars_files": [str(REPO / "roles" / "container_infra_cluster" / "vars" / "main.yml")],
+        "vars": {"container_infra_cluster_inventory_dir": str(where), "container_infra_cluster_spec": {}},
+        "tasks": [{"ansible.builtin.copy": {
+            "content": "{{ container_infra_cluster_ssh_host_vars.ansible_ssh_common_args }}",
+            "dest": str(out), "mode": "0600"}}]})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert shlex.split(out.read_text()) == [
+        "-o", f"UserKnownHostsFile={where}/known_hosts", "-o", "StrictHostKeyChecking=accept-new"]
+    for tasks in ("present.yml", "heat_swarm_present.yml"):
+        text = (REPO / "roles" / "container_infra_cluster" / "tasks" / tasks).read_text()
+        # The spec's host_vars come after, so that the sandbox's opt-out still wins for its clusters.
+        assert "{{ container_infra_cluster_ssh_host_vars\n" in text, tasks
+
+
 STACK_ROLE = REPO / "roles" / "container_infra_swarm_stack"
 
 
@@ -174,6 +203,7 @@ def test_a_delete_removes_only_what_the_role_wrote(tmp_path):
         (directory / "credentials").mkdir(parents=True)
         (directory / "credentials" / "config").write_text("kubeconfig")
         (directory / "hosts.yml").write_text("---\n")
+        (directory / "known_hosts").write_text("10.0.0.5 ssh-ed25519 AAAA\n")  # a new cluster may reuse it
     (shared / "notes.md").write_text("the operator's own")
     done = run_play(tmp_path, {"tasks": [
         {"ansible.builtin.include_tasks": str(forget), "vars": {"container_infra_cluster_inventory_dir": str(d)}}
