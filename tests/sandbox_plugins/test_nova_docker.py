@@ -48,6 +48,24 @@ def test_interface_names_fit_linux_and_derive_from_ids():
         assert len(name) <= 15 and name.startswith(nodenet.PREFIX)
 
 
+def test_a_bridge_is_removed_with_its_last_port_unless_it_carries_the_sandboxs_address(tmp_path, monkeypatch):
+    """The storage network's bridge holds Ceph's and the registry's address: it outlives its last node."""
+    brif = tmp_path / "brif"
+    brif.mkdir()
+    real_path = nodenet.Path
+    monkeypatch.setattr(nodenet, "Path", lambda p: brif if p.endswith("/brif") else real_path(p))
+    for address, removed in (("", True), (" inet 10.80.0.2/24 ...", False)):
+        calls = []
+
+        def run(args, stdin=None, check=True, address=address, calls=calls):
+            calls.append(args)
+            return types.SimpleNamespace(stdout=address if "addr" in args else "", returncode=0)
+
+        monkeypatch.setattr(nodenet, "_run", run)
+        nodenet.remove_bridge_if_unused(NETWORK)
+        assert (["ip", "link", "del", nodenet.bridge_name(NETWORK)] in calls) is removed
+
+
 def test_primary_interface_is_configured_as_cloud_init_would():
     lines = nodenet.node_commands(vif(), "eth0", configure=True)
     assert lines[0] == "link set dev sbx-td7d677a8d9 name eth0 address fa:16:3e:aa:bb:cc mtu 9000"
