@@ -20,4 +20,5 @@ class FilterModule:
             "container_infra_heat_resource_name": swarm_spec.heat_resource_name,
             "container_infra_default_nodegroup": magnum.default_nodegroup,
             "container_infra_network_problems": magnum.network_problems,
+            "container_infra_cluster_name_problem": magnum.cluster_name_problem,
         }

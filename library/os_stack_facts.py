@@ -47,6 +47,12 @@ options:
     type: list
     elements: str
     aliases: [status]
+  missing_ok:
+    description:
+      - A stack Heat says it does not have (HTTP 404) is no failure but C(found=false). Any other failure
+        (a cloud name that is not in clouds.yaml, an unreachable endpoint, rejected credentials) still fails.
+    type: bool
+    default: false
 notes:
   - "The module runs on the control host (C(delegate_to: localhost)) with the interpreter where
     container_infra is installed."
@@ -73,8 +79,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+found:
+  description: Whether the stack exists (false only with O(missing_ok)).
+  returned: always
+  type: bool
 stack:
-  description: The stack.
+  description: The stack (null when not found).
   returned: always
   type: dict
   contains:

@@ -148,14 +148,21 @@ def outputs_of(stack: dict) -> dict:
     return {o["output_key"]: o.get("output_value") for o in stack.get("outputs") or []}
 
 
-def stack_facts(heat, ref: str, nested_depth: int = 5, types=None, name_pattern=None, statuses=None) -> dict:
-    """The stack, its outputs and its resources (annotated, filtered) and servers, in two requests."""
+def stack_facts(heat, ref: str, nested_depth: int = 5, types=None, name_pattern=None, statuses=None,
+                missing_ok: bool = False) -> dict:
+    """The stack, its outputs and its resources (annotated, filtered) and servers, in two requests.
+
+    ``missing_ok``: a stack Heat answers it does not have is ``{"found": False}``, told apart by the
+    answer's kind (404), never by the words of a message (a cloud name that is not in clouds.yaml also
+    "was not found", and that must fail)."""
     if nested_depth < 0:
         raise CloudError(f"nested_depth must be 0 or more, not {nested_depth}")
     try:
         stack = _as_dict(heat.stacks.get(ref))
     except Exception as exc:
         error = explain(exc, "reading", f"Heat stack '{ref}'")
+        if error.details.get("kind") == "notfound" and missing_ok:
+            return {"found": False, "stack": None, "outputs": {}, "resources": [], "servers": []}
         if error.details.get("kind") == "notfound":
             raise CloudError(f"Heat stack '{ref}' was not found in the project; check the name or id with "
                              "`openstack stack list` (a Cluster API cluster has no stack)",
@@ -169,6 +176,7 @@ def stack_facts(heat, ref: str, nested_depth: int = 5, types=None, name_pattern=
     resources = annotate([_as_dict(r) for r in raw], stack["id"])
     selected = select(resources, types, name_pattern, statuses)
     return {
+        "found": True,
         "stack": {
             "id": stack["id"],
             "name": stack["stack_name"],

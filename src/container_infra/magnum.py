@@ -31,6 +31,18 @@ def default_nodegroup(role: str | None) -> str:
 ROLES = ("master", "worker")
 
 
+def cluster_name_problem(name: Any) -> str:
+    """Why ``name`` cannot name a cluster (or a Swarm's stack), in one sentence; '' when it can. The name
+    is also the cluster's directory under the inventory root, so '/' and a leading '.' never pass."""
+    if not isinstance(name, str) or not NAME.match(name):
+        return (f"cluster name {name!r} is not valid: it must start with a letter and hold only letters, digits, "
+                "'_', '.' and '-' (it names the cluster in the cloud and its directory of inventory and "
+                "credentials); rename it in the spec")
+    if len(name) > 242:
+        return f"cluster name is {len(name)} characters long; Magnum allows at most 242, shorten it in the spec"
+    return ""
+
+
 def placed_on(network: dict, role: str, nodegroup: str) -> bool:
     """Whether a spec ``networks`` entry goes to nodes of ``role`` in ``nodegroup``: an entry without
     ``roles`` is for every role, one without ``nodegroups`` for every nodegroup."""

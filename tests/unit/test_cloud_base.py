@@ -337,3 +337,26 @@ def test_the_status_module_reports_a_failed_operation_as_data_not_as_its_own_fai
     assert "failed" not in result
     assert result["operation_failed"] is (status == "CREATE_FAILED")
     assert result["settled"]
+
+
+# ------------------------------------------------------------------ a stack that is gone (issue 15, finding 7)
+def test_a_missing_stack_is_found_false_only_when_heat_says_so():
+    from container_infra.heat import stack_facts
+
+    class Stacks:
+        def __init__(self, error):
+            self.error = error
+
+        def get(self, ref):
+            raise self.error
+
+    from types import SimpleNamespace
+
+    gone = SimpleNamespace(stacks=Stacks(_heat(404, "The Stack (s1) could not be found.")))
+    assert stack_facts(gone, "s1", missing_ok=True)["found"] is False
+    with pytest.raises(CloudError, match="was not found in the project"):
+        stack_facts(gone, "s1")
+    # Anything else than Heat's 404 fails, even with missing_ok (and even if its words say "not found").
+    broken = SimpleNamespace(stacks=Stacks(_ksa("EndpointNotFound", "orchestration endpoint was not found")))
+    with pytest.raises(CloudError):
+        stack_facts(broken, "s1", missing_ok=True)

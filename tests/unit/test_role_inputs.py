@@ -104,6 +104,34 @@ def test_a_magnum_network_on_a_nodegroup_the_cluster_lacks_is_refused_not_skippe
     assert not (tmp_path / "key").exists() and not (tmp_path / "inv").exists()
 
 
+@pytest.mark.parametrize("name", ["..", "../../roles", ".hidden"])
+def test_a_cluster_name_that_is_no_directory_name_is_refused(tmp_path, name):
+    """Issue 15, finding 7: the name is the cluster's directory, which a delete removes."""
+    for spec in (SWARM, MAGNUM):
+        done = run_role(tmp_path, spec | {"name": name})
+        assert done.returncode != 0
+        (task, message), = failures(done)
+        assert task == "container_infra_cluster : Check the cluster's name", task
+        assert message.startswith(f"cluster name {name!r} is not valid: it must start with a letter"), message
+
+
+def test_a_swarm_delete_against_a_cloud_it_cannot_reach_keeps_the_inventory(tmp_path):
+    """Issue 15, finding 7: "cloud no-such-cloud was not found" is no "stack gone"."""
+    directory = tmp_path / "inv"
+    directory.mkdir()
+    (directory / "hosts.yml").write_text("---\n")
+    variables = {"container_infra_cluster_spec": SWARM, "container_infra_cluster_state": "absent",
+                 "container_infra_cluster_cloud": "no-such-cloud",
+                 "container_infra_cluster_inventory_dir": str(directory),
+                 "container_infra_cluster_ssh_key_file": str(tmp_path / "key")}
+    done = run_play(tmp_path, {"tasks": [{"ansible.builtin.include_role": {"name": "container_infra_cluster"},
+                                          "vars": variables}]})
+    assert done.returncode != 0
+    (task, message), = failures(done)
+    assert task == "container_infra_swarm_stack : The stack as it is" and "no-such-cloud" in message, (task, message)
+    assert (directory / "hosts.yml").exists()
+
+
 def test_no_cloud_named_is_refused_in_one_sentence(tmp_path):
     """The production default names no cloud (the sandbox's inventory sets "sandbox")."""
     done = run_role(tmp_path, MAGNUM, cloud=None, OS_CLOUD="")

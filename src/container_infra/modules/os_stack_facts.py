@@ -13,11 +13,13 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "resource_type": {"type": "list", "elements": "str", "aliases": ["type"]},
     "resource_name": {"type": "str", "aliases": ["name_pattern"]},
     "resource_status": {"type": "list", "elements": "str", "aliases": ["status"]},
+    "missing_ok": {"type": "bool", "default": False},
 }
 
 
 def run(module, cloud) -> dict:
     params = module.params
     facts = stack_facts(cloud.heat(), params["stack"], params["nested_depth"], params.get("resource_type"),
-                        params.get("resource_name"), params.get("resource_status"))
+                        params.get("resource_name"), params.get("resource_status"),
+                        missing_ok=params["missing_ok"])
     return {"changed": False, **facts}
