@@ -86,6 +86,7 @@ cache_timeout: 300
 from ansible.errors import AnsibleParserError  # noqa: E402
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable  # noqa: E402
 from ansible.utils.display import Display  # noqa: E402
+from ansible.utils.unsafe_proxy import wrap_var  # noqa: E402
 
 try:
     from container_infra.cloud import Cloud, CloudError
@@ -170,7 +171,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             for host, variables in (content.get("hosts") or {}).items():
                 self.inventory.add_host(host, group=group)
                 for key, value in (variables or {}).items():
-                    self.inventory.set_variable(host, key, value)
+                    # Cloud data (names, addresses, metadata): never templated.
+                    self.inventory.set_variable(host, key, wrap_var(value))
         for host in self.inventory.hosts:
             hostvars = self.inventory.get_host(host).get_vars()
             if "container_infra_cluster" not in hostvars:

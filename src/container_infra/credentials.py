@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import datetime
 import os
+import shlex
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,8 @@ def docker_env(api_address: str, dest: Path, tls: bool) -> dict[str, str]:
 
 
 def env_script(env: dict[str, str]) -> bytes:
-    return "".join(f"export {k}={v}\n" for k, v in env.items()).encode()
+    """``export NAME=value`` lines, each value quoted for the shell (the address comes from the cloud)."""
+    return "".join(f"export {k}={shlex.quote(str(v))}\n" for k, v in env.items()).encode()
 
 
 # ---------------------------------------------------------------------------------------- the module
@@ -177,7 +179,10 @@ def current_state(dest: Path, swarm: bool, tls: bool = True) -> dict[str, Any]:
         server = None
         for line in env_text.splitlines():
             if line.startswith("export DOCKER_HOST="):
-                server = line.split("=", 1)[1].strip()
+                try:
+                    server = " ".join(shlex.split(line.split("=", 1)[1]))
+                except ValueError:
+                    server = None  # not a line this module wrote: written again
         complete = all((dest / name).exists() for name in (SWARM_FILES if tls else ("env.sh",)))
         return {"server": server, "ca": ca, "cert": cert, "complete": complete}
     server, ca, cert = read_kubeconfig(dest / KUBECONFIG)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shlex
 import stat
 import tempfile
 from collections.abc import Iterable
@@ -89,6 +90,10 @@ def has_gpu(extra_specs: dict[str, Any] | None) -> bool:
     return False
 
 
+#: A login name as useradd takes it: nothing a shell, ssh's %-tokens or user@host would read otherwise.
+LOGIN_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+
+
 def login_user(image: dict | None, override: str | None = None) -> str | None:
     """``override``, else the image's ``os_admin_user``, else the usual user of its ``os_distro``."""
     if override:
@@ -96,7 +101,14 @@ def login_user(image: dict | None, override: str | None = None) -> str | None:
     image = image or {}
     properties = image.get("properties") if isinstance(image.get("properties"), dict) else image
     if properties.get("os_admin_user"):
-        return str(properties["os_admin_user"])
+        user = str(properties["os_admin_user"])
+        if not LOGIN_NAME.match(user):
+            # Cloud data: it becomes ansible_user and part of a ProxyCommand a shell runs.
+            raise ModuleFailure(
+                f"image {image.get('name') or image.get('id') or '?'} has os_admin_user {user!r}, which is not a "
+                "login name (a lowercase letter or '_', then up to 31 lowercase letters, digits, '_', '.' or '-'); "
+                "set ansible_user in the cluster spec, or fix the image's property")
+        return user
     return OS_DISTRO_USERS.get(str(properties.get("os_distro") or "").lower())
 
 
@@ -276,15 +288,19 @@ def proxy_command(jump: dict[str, Any]) -> str:
     """SSH options that reach a node through ``jump``'s host vars (a master with a floating IP).
 
     A ProxyCommand rather than ProxyJump: the inner ssh needs the same key and options as the outer
-    one, and ProxyJump passes neither."""
+    one, and ProxyJump passes neither.
+    Every value is quoted for the shell ssh runs the ProxyCommand with (the user and the address come
+    from the cloud); the jump's own ``ansible_ssh_common_args`` are the operator's options, already in
+    shell syntax, and go in as they are. The whole option is quoted once more for Ansible, which splits
+    ``ansible_ssh_common_args`` like a shell."""
     inner = ["ssh", "-W", "%h:%p", "-q"]
     if jump.get("ansible_ssh_private_key_file"):
-        inner += ["-i", str(jump["ansible_ssh_private_key_file"])]
+        inner += ["-i", shlex.quote(str(jump["ansible_ssh_private_key_file"]))]
     if jump.get("ansible_ssh_common_args"):
         inner.append(str(jump["ansible_ssh_common_args"]))
-    inner.append(f"{jump['ansible_user']}@{jump['ansible_host']}" if jump.get("ansible_user")
-                 else str(jump["ansible_host"]))
-    return f"-o ProxyCommand=\"{' '.join(inner)}\""
+    inner.append(shlex.quote(f"{jump['ansible_user']}@{jump['ansible_host']}" if jump.get("ansible_user")
+                             else str(jump["ansible_host"])))
+    return "-o " + shlex.quote("ProxyCommand=" + " ".join(inner))
 
 
 def add_jump_host(hosts: dict[str, dict], servers: dict[str, dict]) -> None:
@@ -476,6 +492,38 @@ def _has_list(value: Any) -> bool:
     return isinstance(value, (list, tuple))
 
 
+class UnsafeText(str):
+    """A string Ansible must never template: written with YAML's ``!unsafe`` tag."""
+
+
+def _represent_unsafe(dumper, data):
+    return dumper.represent_scalar("!unsafe", str(data))
+
+
+_IndentedDumper.add_representer(UnsafeText, _represent_unsafe)
+
+
+class _FastDumper(getattr(yaml, "CSafeDumper", _IndentedDumper)):
+    pass
+
+
+_FastDumper.add_representer(UnsafeText, _represent_unsafe)
+_TEMPLATE_MARKS = ("{{", "{%", "{#")
+
+
+def mark_unsafe(value: Any) -> Any:
+    """``value`` with every string that holds Jinja's markers made :class:`UnsafeText`: the inventory's
+    values are data (names and addresses from the cloud), and Ansible templates inventory values when a
+    play reads them, so ``{{ lookup('pipe', ...) }}`` in a server's name or metadata would run."""
+    if isinstance(value, dict):
+        return {key: mark_unsafe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mark_unsafe(item) for item in value]
+    if isinstance(value, str) and not isinstance(value, UnsafeText) and any(m in value for m in _TEMPLATE_MARKS):
+        return UnsafeText(value)
+    return value
+
+
 def render(inventory: dict[str, Any], clusters: Iterable[str], cloud: str | None = None) -> str:
     """The inventory as YAML with a header naming the cluster(s) and cloud; no timestamp, so the text
     changes only when the inventory does."""
@@ -488,8 +536,8 @@ def render(inventory: dict[str, Any], clusters: Iterable[str], cloud: str | None
     ]
     # libyaml's emitter is some 50 times faster (a 1,000-node file in well under a second) but writes
     # lists unindented under their key; only extra host vars can hold lists, and then Python's writes.
-    dumper = _IndentedDumper if _has_list(inventory) else getattr(yaml, "CSafeDumper", _IndentedDumper)
-    body = yaml.dump(inventory, Dumper=dumper, default_flow_style=False, sort_keys=False,
+    dumper = _IndentedDumper if _has_list(inventory) else _FastDumper
+    body = yaml.dump(mark_unsafe(inventory), Dumper=dumper, default_flow_style=False, sort_keys=False,
                      indent=2, width=100, allow_unicode=True)
     return "\n".join(header) + "\n" + body
 

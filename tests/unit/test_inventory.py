@@ -113,9 +113,65 @@ def test_nodes_without_floating_ip_go_through_the_master_that_has_one():
     worker = hosts[f"{STACK}-default-worker-aaaaa"]
     assert worker["container_infra_jump_host"] == master
     assert worker["ansible_ssh_common_args"] == (
-        '-o UserKnownHostsFile=/dev/null -o ProxyCommand="ssh -W %h:%p -q -i /keys/id '
-        '-o UserKnownHostsFile=/dev/null ubuntu@127.42.0.57"')
+        "-o UserKnownHostsFile=/dev/null -o 'ProxyCommand=ssh -W %h:%p -q -i /keys/id "
+        "-o UserKnownHostsFile=/dev/null ubuntu@127.42.0.57'")
     assert hosts[master]["ansible_ssh_common_args"] == "-o UserKnownHostsFile=/dev/null"
+
+
+def test_cloud_strings_reach_no_shell_unquoted():
+    """Issue 15, finding 8: what the cloud names goes through the ProxyCommand's shell as one word."""
+    import shlex
+
+    jump = {"ansible_user": "core", "ansible_host": "127.42.0.57; touch /tmp/pwned",
+            "ansible_ssh_private_key_file": "/my keys/id", "ansible_ssh_common_args": "-o UserKnownHostsFile=/dev/null"}
+    outer = shlex.split(inventory.proxy_command(jump))       # as Ansible splits ansible_ssh_common_args
+    assert outer[0] == "-o" and len(outer) == 2 and outer[1].startswith("ProxyCommand=")
+    inner = shlex.split(outer[1][len("ProxyCommand="):])    # as ssh's shell reads the ProxyCommand
+    assert inner == ["ssh", "-W", "%h:%p", "-q", "-i", "/my keys/id", "-o", "UserKnownHostsFile=/dev/null",
+                     "core@127.42.0.57; touch /tmp/pwned"]
+
+
+@pytest.mark.parametrize("user", ["core$(id)", "a b", "root;id", "x%r", "Core"])
+def test_an_images_login_name_that_is_no_login_name_is_refused(user):
+    with pytest.raises(ModuleFailure, match=r"has os_admin_user .* which is not a login name.*set ansible_user"):
+        inventory.login_user({"name": "fcos", "properties": {"os_admin_user": user}})
+    assert inventory.login_user({"name": "fcos", "properties": {"os_admin_user": "core"}}) == "core"
+
+
+def test_cloud_strings_with_template_markers_are_written_unsafe(tmp_path):
+    built = {"all": {"children": {"cluster_x": {"hosts": {"x-0": {
+        "ansible_host": "127.42.0.5", "container_infra_flavor": "{{ lookup('pipe', 'id') }}",
+        "container_infra_networks": {"hte": {"name": "{% raw %}"}}}}}}}}
+    text = inventory.render(built, ["x"])
+    assert "!unsafe" in text and text.count("!unsafe") == 2
+    path = tmp_path / "hosts.yml"
+    path.write_text(text)
+    loaded = _as_the_inventory_reads(path)
+    host = loaded["all"]["children"]["cluster_x"]["hosts"]["x-0"]
+    assert host["container_infra_flavor"] == "{{ lookup('pipe', 'id') }}"
+    assert _never_templated(host["container_infra_flavor"])
+    assert not _never_templated(host["ansible_host"])  # plain values stay as they were
+    assert "!unsafe" not in inventory.render({"all": {"children": {"g": {"hosts": {"h": {"a": "b"}}}}}}, ["x"])
+
+
+def _as_the_inventory_reads(path):
+    """The file as Ansible's YAML inventory plugin loads it (its values trusted as templates unless tagged)."""
+    from ansible.parsing.dataloader import DataLoader
+
+    try:
+        data = DataLoader().load_from_file(str(path), trusted_as_template=True)
+        _as_the_inventory_reads.trusts = True
+    except TypeError:  # before ansible-core 2.19
+        data = DataLoader().load_from_file(str(path))
+    return data
+
+
+def _never_templated(value):
+    try:  # ansible-core 2.19 and later: data tagging
+        from ansible.template import is_trusted_as_template
+    except ImportError:
+        return type(value).__name__ == "AnsibleUnsafeText"
+    return not is_trusted_as_template(value)
 
 
 def test_no_jump_when_told_or_when_no_master_has_a_floating_ip():
@@ -479,3 +535,23 @@ def test_module_returns_what_the_role_adds_to_the_play(fake_collect):
     assert result["host_groups"] == inventory.host_groups(result["inventory"])
     master = next(host for host, v in result["hostvars"].items() if v["container_infra_role"] == "master")
     assert "masters" in result["host_groups"][master] and result["hostvars"][master]["ansible_host"]
+
+
+def test_the_dynamic_inventory_never_templates_cloud_data():
+    """Issue 15, finding 8: the plugin's host vars are data, as the written file's are."""
+    import importlib.util
+    from pathlib import Path
+
+    from ansible.inventory.data import InventoryData
+
+    path = Path(__file__).resolve().parents[2] / "inventory_plugins" / "container_infra.py"
+    spec = importlib.util.spec_from_file_location("container_infra_inventory_plugin", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    plugin = module.InventoryModule()
+    plugin.inventory = InventoryData()
+    plugin.get_option = lambda name: {"strict": False, "compose": {}, "groups": {}, "keyed_groups": []}[name]
+    plugin._populate({"all": {"children": {"cluster_x": {"hosts": {"x-0": {
+        "container_infra_cluster": "x", "container_infra_flavor": "{{ lookup('pipe', 'id') }}"}}}}}})
+    value = plugin.inventory.get_host("x-0").get_vars()["container_infra_flavor"]
+    assert value == "{{ lookup('pipe', 'id') }}" and _never_templated(value)

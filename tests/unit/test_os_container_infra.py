@@ -383,6 +383,19 @@ def test_docker_env_script():
     assert credentials.env_script(env).decode().splitlines()[0] == "export DOCKER_HOST=tcp://127.42.0.9:2376"
 
 
+def test_env_sh_quotes_what_the_cloud_says(tmp_path):
+    """Issue 15, finding 8: a cluster's api_address is cloud data; env.sh is sourced by a shell."""
+    import subprocess
+
+    address = "tcp://127.42.0.9:2376$(touch pwned) `id` 'x'"
+    env = credentials.docker_env(address, tmp_path, tls=False)
+    (tmp_path / "env.sh").write_bytes(credentials.env_script(env))
+    shown = subprocess.run(["sh", "-c", '. ./env.sh && printf %s "$DOCKER_HOST"'], cwd=tmp_path,
+                           capture_output=True, text=True, check=True).stdout
+    assert shown == address and not (tmp_path / "pwned").exists()
+    assert credentials.current_state(tmp_path, swarm=True, tls=False)["server"] == address
+
+
 def test_resolver_compares_plain_values_without_lookups():
     """Counts and flags (kind None) are compared as they are; only named resources are looked up."""
     class NoCloud:
