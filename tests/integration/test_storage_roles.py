@@ -23,7 +23,7 @@ from cluster_access import ssh, wait_ssh
 from test_docker_nodes import boot, delete, with_floating_ip
 from test_storage import create_share, wait_for
 
-from container_infra.sandbox import ceph
+from container_infra.sandbox import ceph, images, registry
 from container_infra.sandbox.layout import STORAGE_CIDR, STORAGE_NETWORK
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,7 +109,8 @@ def nodes(sandbox, osc, ssh_keypair):
     names = [f"stor-{RUN}-a", f"stor-{RUN}-b"]
     addresses = []
     try:
-        boot(osc, names, key_name)
+        # dockerd in the nodes (metadata sandbox_dockerd): the Gluster test runs glusterd in a container on one.
+        boot(osc, names, key_name, properties={"sandbox_dockerd": "true"})
         attached = ansible_module("os_server_interface", {
             "cloud": "sandbox", "servers": names, "interfaces": [{"network": STORAGE_NETWORK}], "poll_interval": 1})
         out = []
@@ -166,8 +167,15 @@ def test_a_share_the_toolkit_makes_is_mounted_on_both_nodes_once_asked_of_manila
 
 def test_a_second_run_changes_nothing(storage):
     done = storage.play([cephfs(SHARE, cephfs={"create": True, "size": 1, "share_type": "cephfs"})])
-    print(f"no-change run: {done.elapsed:.1f} s")
     assert changed(done) == 0, changed_tasks(done)
+    # Side by side with a ping of the same nodes (the issue's budget is 3 times; printed, not asserted here:
+    # the machine's load moves both).
+    started = time.monotonic()
+    subprocess.run([str(BIN / "ansible"), "-i", str(storage.inventory), "all", "-m", "ansible.builtin.ping"],
+                   cwd=REPO, env=storage.env, capture_output=True, check=True, timeout=300)
+    ping = time.monotonic() - started
+    print(f"no-change storage run: {done.elapsed:.1f} s; ansible -m ping of the same nodes: {ping:.1f} s "
+          f"({done.elapsed / ping:.1f}x)")
 
 
 def test_a_restarted_node_gets_its_mount_back_and_the_run_says_so(storage, nodes, osc):
@@ -181,7 +189,8 @@ def test_a_restarted_node_gets_its_mount_back_and_the_run_says_so(storage, nodes
     done = storage.play([cephfs(SHARE, cephfs={"create": True, "size": 1, "share_type": "cephfs"})],
                         callback="ansible.builtin.default")
     assert done.returncode == 0, done.stdout[-3000:]
-    assert "was not mounted on /mnt/scratch" in done.stdout and "mounted it again" in done.stdout
+    said = " ".join(done.stdout.split())  # Ansible wraps its warnings
+    assert "scratch was not mounted on /mnt/scratch" in said and "mounted it again" in said, done.stdout[-3000:]
     assert mounted(node)
     assert run(node, f"cat {MOUNT}/hello").stdout.strip() == "from-a"
 
@@ -206,30 +215,29 @@ def test_bad_input_is_one_sentence_before_anything_changes(storage, nodes, entry
     done = storage.play([entry | {"name": "bad", "path": entry["path"] if entry["path"] != MOUNT else "/mnt/bad"}],
                         check=False)
     assert done.returncode != 0
-    (message,) = set(failures(done))
-    assert words in message and message.count(". ") == 0, message
+    messages = set(failures(done))
+    assert messages, done.report
+    for message in messages:  # the same sentence from every node (a node's own names it)
+        assert words in message and message.count(". ") == 0, message
     assert run(nodes[0], "cat /etc/fstab").stdout == before
 
 
-def test_a_share_in_error_or_of_another_protocol_is_refused(storage, osc, osc_admin, nodes):
-    name = f"stor-{RUN}-nfs"
-    osc.run("share", "create", "NFS", "1", "--name", name, "--share-type", "cephfs")
+def test_a_share_in_error_state_is_refused(storage, osc, osc_admin, nodes):
+    # A share of another protocol cannot be made here (the sandbox's only backend serves CEPHFS; Manila refuses
+    # NFS with a 400): tests/unit/test_storage.py covers that sentence.
+    name = f"stor-{RUN}-err"
+    osc.run("share", "create", "CEPHFS", "1", "--name", name, "--share-type", "cephfs", "--wait")
     try:
-        wait_for(lambda: osc.json("share", "show", name)["status"] in ("error", "available"), "the NFS share")
-        done = storage.play([cephfs(name, name="nfs", path="/mnt/nfs")], check=False)
-        assert done.returncode != 0
-        assert "is a NFS share; the cephfs kind mounts CEPHFS shares only" in failures(done)[0]
-        # A CephFS share in error state.
-        osc.run("share", "create", "CEPHFS", "1", "--name", f"{name}-err", "--share-type", "cephfs", "--wait")
-        osc_admin.run("share", "reset-state", "--state", "error", osc.json("share", "show", f"{name}-err")["id"])
-        done = storage.play([cephfs(f"{name}-err", name="err", path="/mnt/err")], check=False)
+        osc_admin.run("share", "reset-state", "--state", "error", osc.json("share", "show", name)["id"])
+        done = storage.play([cephfs(name, name="err", path="/mnt/err")], check=False)
         assert done.returncode != 0
         assert "is in status error, not available" in failures(done)[0]
         assert not mounted(nodes[0], "/mnt/err")
+        assert osc.json("share", "access", "list", name) == []
     finally:
+        osc_admin.run("share", "reset-state", "--state", "available", osc.json("share", "show", name)["id"],
+                      check=False)
         osc.run("share", "delete", "--wait", name, check=False)
-        osc_admin.run("share", "reset-state", "--state", "available", f"{name}-err", check=False)
-        osc.run("share", "delete", "--wait", f"{name}-err", check=False)
 
 
 def test_a_share_made_elsewhere_is_attached_by_id_untouched_and_absent_leaves_nothing(storage, nodes, osc, sandbox):
@@ -260,3 +268,47 @@ def test_a_share_made_elsewhere_is_attached_by_id_untouched_and_absent_leaves_no
             run(node, "sudo umount /mnt/external 2>/dev/null; true", check=False)
         osc.run("share", "delete", "--wait", name, check=False)
 
+
+
+def test_an_existing_gluster_volume_is_mounted_on_both_nodes_with_backup_volfile_servers(storage, nodes, sandbox):
+    """A real glusterd (the sandbox registry's image, in a container on the first node, host network) serves a
+    volume on the storage network; the role mounts it on both nodes as a client."""
+    images.build(["glusterfs"], print, registry.ca_path(sandbox))
+    server, other = nodes
+    ip, other_ip = server["port"]["ip"], other["port"]["ip"]
+    volume = f"gv{RUN}"
+    # The storage NIC as the role's NIC step leaves it (the CephFS tests configured it; alone, do it here).
+    for node in nodes:
+        run(node, f"dev=$(ip -o link | awk -F': ' '/{node['port']['mac']}/ {{print $2}}' | cut -d@ -f1); "
+                  f"sudo ip link set $dev up && sudo ip addr replace {node['port']['ip']}/24 dev $dev")
+    wait_for(lambda: run(server, "docker info >/dev/null 2>&1", check=False).returncode == 0, "dockerd", timeout=60)
+    entry = {"name": "shared", "kind": "gluster", "path": "/mnt/gluster", "mode": "0777",
+             "gluster": {"volume": volume, "servers": [ip, other_ip]}}
+    try:
+        run(server, f"docker run -d --name gluster-{RUN} --net host --cap-add ALL --cap-drop SYS_RESOURCE "
+                    "--security-opt seccomp=unconfined --security-opt apparmor=unconfined "
+                    "-v /var/lib/docker/gluster-bricks:/bricks -v /var/lib/docker/glusterd:/var/lib/glusterd "
+                    f"{images.image_name('glusterfs')} >/dev/null")
+        wait_for(lambda: run(server, f"docker exec gluster-{RUN} gluster --mode=script volume list",
+                             check=False).returncode == 0, "glusterd", timeout=60)
+        run(server, f"docker exec gluster-{RUN} gluster --mode=script volume create {volume} "
+                    f"{ip}:/bricks/{volume} force && docker exec gluster-{RUN} gluster --mode=script volume start "
+                    f"{volume}")
+        done = storage.play([entry])
+        print(f"gluster client mount, 2 nodes: {done.elapsed:.1f} s")
+        run(server, "echo over-gluster | sudo tee /mnt/gluster/hello >/dev/null")
+        assert run(other, "cat /mnt/gluster/hello").stdout.strip() == "over-gluster"
+        for node in nodes:
+            line = run(node, "grep ' /mnt/gluster ' /etc/fstab").stdout.split()
+            assert line[:3] == [f"{ip}:/{volume}", "/mnt/gluster", "glusterfs"]
+            assert f"backup-volfile-servers={other_ip}" in line[3]
+            assert "fuse.glusterfs" in run(node, "grep ' /mnt/gluster ' /proc/mounts").stdout
+        assert changed(storage.play([entry])) == 0
+        storage.play([entry | {"state": "absent"}])
+        for node in nodes:
+            assert not mounted(node, "/mnt/gluster") and "/mnt/gluster" not in run(node, "cat /etc/fstab").stdout
+    finally:
+        for node in nodes:
+            run(node, "sudo umount /mnt/gluster 2>/dev/null; true", check=False)
+        run(server, f"docker rm -f gluster-{RUN} >/dev/null 2>&1; sudo rm -rf /var/lib/docker/gluster-bricks "
+                    "/var/lib/docker/glusterd; true", check=False)
