@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import ipaddress
 import json
 import logging
 import os
@@ -29,6 +30,8 @@ import socket
 LOG = logging.getLogger("fipforward")
 CLONE_NEWNET = 0x40000000
 CONTAINER_PREFIX = "sandbox-node-"
+#: The only addresses this forwarder listens on: this machine's loopback range, never a real interface.
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 QUERY = (
     "SELECT f.floating_ip_address, f.fixed_ip_address, p.device_id FROM floatingips f "
@@ -67,11 +70,24 @@ def connect_in_netns(pid: int, address: str, port: int, timeout: float = 5.0) ->
     return sock
 
 
+def on_loopback(address) -> bool:
+    """Whether ``address`` is in 127.0.0.0/8 (anything else, a name included, is not)."""
+    try:
+        return ipaddress.ip_address(str(address)) in LOOPBACK
+    except ValueError:
+        return False
+
+
 def desired_forwards(rows, ports) -> dict[tuple[str, int], tuple[str, str]]:
-    """(floating IP, port) -> (device id, fixed IP) for every associated floating IP."""
+    """(floating IP, port) -> (device id, fixed IP) for every associated floating IP on loopback; one
+    outside 127.0.0.0/8 (a public network given another range) is refused with a warning."""
     wanted = {}
     for floating_ip, fixed_ip, device_id in rows:
         if not floating_ip or not fixed_ip or not device_id:
+            continue
+        if not on_loopback(floating_ip):
+            LOG.warning("not forwarding floating IP %s: it is outside 127.0.0.0/8, and the sandbox listens on "
+                        "loopback only; give the public network a subnet in 127.0.0.0/8", floating_ip)
             continue
         for port in ports:
             wanted[(floating_ip, port)] = (device_id, fixed_ip)
@@ -160,6 +176,8 @@ class Forwarder:
                 LOG.info("stopped forwarding %s:%s", *key)
         for key, target in wanted.items():
             if key in self.servers:
+                continue
+            if not on_loopback(key[0]):  # desired_forwards refuses them; never listen even if one slips by
                 continue
             try:
                 server = await asyncio.start_server(self._handler(key), key[0], key[1], reuse_address=True)

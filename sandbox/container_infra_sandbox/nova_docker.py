@@ -43,6 +43,8 @@ engine, which Ansible reaches over SSH as it reaches bare metal.
 
 import io
 import os
+import re
+import shlex
 import tarfile
 import threading
 import time
@@ -100,19 +102,34 @@ def scaled_limits(vcpus, memory_mb, host_cpus, cpu_divisor=32.0, memory_divisor=
     return round(cpus, 2), memory
 
 
+#: A login name as useradd takes it; the image's os_admin_user is image data and this script runs as root.
+LOGIN_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+
+
 def node_script(user, public_key):
-    """The "config drive" the node's init runs before sshd: the login user's authorized key."""
+    """The "config drive" the node's init runs (as root) before sshd: the login user's authorized key.
+
+    The user comes from the image's ``os_admin_user``: one that is not a login name fails the boot with a
+    sentence, and every value goes into the script quoted."""
+    if not isinstance(user, str) or not LOGIN_NAME.match(user):
+        raise exception.InstanceDeployFailure(
+            reason=f"the image's os_admin_user {user!r} is not a login name (a lowercase letter or '_', then up "
+                   "to 31 lowercase letters, digits, '_', '.' or '-'); fix the image property "
+                   "(openstack image set --property os_admin_user=core IMAGE)")
     lines = [
         "# Written by the sandbox's compute driver before the node's first start.",
         'grep -qw "$(hostname)" /etc/hosts || echo "127.0.1.1 $(hostname)" >> /etc/hosts',
     ]
     if public_key:
-        key = public_key.strip().replace("'", "")
+        key = shlex.quote(public_key.strip())
+        ssh_dir = shlex.quote(f"/home/{user}/.ssh")
+        keys = shlex.quote(f"/home/{user}/.ssh/authorized_keys")
+        owner = shlex.quote(f"{user}:{user}")
         lines += [
-            f"install -d -m 0700 -o {user} -g {user} /home/{user}/.ssh",
-            f"printf '%s\\n' '{key}' > /home/{user}/.ssh/authorized_keys",
-            f"chown {user}:{user} /home/{user}/.ssh/authorized_keys",
-            f"chmod 0600 /home/{user}/.ssh/authorized_keys",
+            f"install -d -m 0700 -o {shlex.quote(user)} -g {shlex.quote(user)} {ssh_dir}",
+            f"printf '%s\\n' {key} > {keys}",
+            f"chown {owner} {keys}",
+            f"chmod 0600 {keys}",
         ]
     return "\n".join(lines) + "\n"
 

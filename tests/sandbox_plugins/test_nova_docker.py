@@ -98,6 +98,31 @@ def test_config_drive_writes_the_login_users_key():
     assert container_name("abc") == "sandbox-node-abc"
 
 
+@pytest.mark.parametrize("user", ["core; touch /pwned", "$(id)", "a b", "root`id`", ""])
+def test_config_drive_refuses_an_image_user_that_is_no_login_name(user):
+    """Issue 15, finding 14: os_admin_user is image data and the script runs as root."""
+    from nova import exception
+
+    with pytest.raises(exception.InstanceDeployFailure, match="is not a login name"):
+        node_script(user, "ssh-ed25519 AAAAkey user@host")
+
+
+def test_config_drive_quotes_every_value_for_the_shell(tmp_path):
+    import shlex
+
+    key = "ssh-ed25519 AAAAkey it's $(id) `id`"
+    script = node_script("core", key)
+    printf = next(line for line in script.splitlines() if line.startswith("printf"))
+    assert shlex.split(printf)[:3] == ["printf", "%s\\n", key]
+
+
+def test_forwarder_listens_on_loopback_only():
+    rows = [("127.42.0.11", "10.0.0.5", "a"), ("192.0.2.7", "10.0.0.6", "b"), ("0.0.0.0", "10.0.0.7", "c"),  # noqa: S104
+            ("::", "10.0.0.8", "d"), ("localhost", "10.0.0.9", "e")]
+    assert set(fipforward.desired_forwards(rows, [22])) == {("127.42.0.11", 22)}
+    assert fipforward.on_loopback("127.0.0.1") and not fipforward.on_loopback("128.0.0.1")
+
+
 def test_forwarder_plan_lists_associated_floating_ips_only():
     rows = [("127.42.0.11", "10.0.0.5", "server-a"), ("127.42.0.12", None, None), ("127.42.0.13", "10.0.0.6", "")]
     assert fipforward.desired_forwards(rows, [22, 2376]) == {
