@@ -261,3 +261,47 @@ def test_the_nodes_join_the_run_with_every_host_var_and_group(tmp_path):
             "hostvars['c1-w0'].ansible_user is not defined",
             "'ProxyCommand' in hostvars['c1-w0'].ansible_ssh_common_args"]}}]})
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_an_inline_clouds_secrets_are_never_printed(tmp_path):
+    """Issue 15, finding 1: a password in an inline `cloud` dict (documented as allowed), on a failed
+    authentication, is in neither the failure message nor the invocation shown at -vvvv."""
+    import http.server
+    import threading
+
+    class Keystone(http.server.BaseHTTPRequestHandler):
+        def _refuse(self):
+            body = b'{"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made ' \
+                   b'requires authentication."}}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _refuse
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Keystone)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    password, secret = "Pa55-word-7f3c9e", "app-cred-secret-51d0a2"
+    try:
+        playbook = tmp_path / "play.yml"
+        playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
+            {"name": "Status with an inline cloud", "os_container_infra_status": {
+                "name": "k-test", "cloud": {"auth_type": "v3password", "auth": {
+                    "auth_url": f"http://127.0.0.1:{server.server_address[1]}/v3", "username": "u",
+                    "password": password, "project_name": "p", "user_domain_name": "Default",
+                    "project_domain_name": "Default"}, "extra": {"application_credential_secret": secret}}}}]}]))
+        done = run([str(BIN / "ansible-playbook"), "-vvvv", "-i", "localhost,", "-c", "local",
+                    "-e", f"ansible_python_interpreter={BIN / 'python'}", str(playbook)], timeout=300,
+                   ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
+    finally:
+        server.shutdown()
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "authenticating to the inline cloud definition (auth_url http://127.0.0.1:" in output, output[-3000:]
+    assert password not in output and secret not in output
+    assert "********" in output  # the invocation shows where they were

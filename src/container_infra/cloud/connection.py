@@ -35,6 +35,42 @@ AUTH_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "poll_interval": {"type": "float", "default": 5.0},
 }
 
+#: Keys of a cloud definition whose values are secrets (matched as parts of the key's name, any case).
+SECRET_KEY_PARTS = ("password", "secret", "token", "passcode", "totp", "key")
+
+
+def cloud_secrets(cloud: Any) -> set[str]:
+    """Every secret value in an inline ``cloud`` dict (passwords, application credential secrets, tokens,
+    keys), so that a module can hide them like a no_log option's; nothing for a cloud name."""
+    found: set[str] = set()
+
+    def walk(value: Any, secret: bool) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, secret or any(part in str(key).lower() for part in SECRET_KEY_PARTS))
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item, secret)
+        elif secret and value not in (None, "") and not isinstance(value, bool):
+            found.add(str(value))
+
+    if isinstance(cloud, dict):
+        walk(cloud, False)
+    return found
+
+
+def cloud_label(params: dict[str, Any]) -> str:
+    """The cloud as a failure sentence names it: never an inline definition's values, only where it points."""
+    cloud = params.get("cloud")
+    if isinstance(cloud, dict):
+        auth = cloud.get("auth") if isinstance(cloud.get("auth"), dict) else {}
+        where = auth.get("auth_url")
+        return f"the inline cloud definition (auth_url {where})" if where else "the inline cloud definition"
+    if cloud:
+        return f"cloud {cloud}"
+    return "the cloud of the auth parameters or OS_* environment"
+
+
 #: Seconds one API request may take when neither the task nor the cloud's clouds.yaml entry says: a
 #: stalled endpoint fails the run with a sentence instead of hanging it for ever.
 DEFAULT_API_TIMEOUT = 120
@@ -149,7 +185,7 @@ class Cloud:
         """Build from module parameters (see AUTH_ARGUMENT_SPEC) and authenticate; raises CloudError on
         bad config."""
         cloud = cls.connect(params)
-        cloud.authenticate(str(params.get("cloud") or "(from the auth parameters or OS_* environment)"))
+        cloud.authenticate(cloud_label(params))
         return cloud
 
     @classmethod
@@ -165,7 +201,7 @@ class Cloud:
             conn = openstack.connect(load_yaml_config=True, load_envvars=True, app_name="container-infra",
                                      app_version=_version(), **kwargs)
         except Exception as exc:
-            raise explain(exc, "connecting to", f"cloud {params.get('cloud') or '(from OS_* environment)'}") from exc
+            raise explain(exc, "connecting to", cloud_label(params)) from exc
         api_timeout = params.get("api_timeout")
         if api_timeout is None:
             api_timeout = (getattr(conn.config, "config", None) or {}).get("api_timeout")
@@ -186,7 +222,7 @@ class Cloud:
                 return
             except Exception as exc:
                 if classify(exc) not in ("unreachable", "timeout", "server") or attempt == attempts - 1:
-                    raise explain(exc, "authenticating to", f"cloud {name}") from exc
+                    raise explain(exc, "authenticating to", name) from exc
                 time.sleep(delay * (attempt + 1))
 
     # ------------------------------------------------------------------ helpers

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from container_infra.cloud.connection import AUTH_ARGUMENT_SPEC, Cloud
+from container_infra.cloud.connection import AUTH_ARGUMENT_SPEC, Cloud, cloud_secrets
 from container_infra.cloud.errors import CloudError, explain
 
 
@@ -84,6 +84,11 @@ def run_module(
     Library files pass ``module_class=AnsibleModule`` (imported there, so that AnsiballZ bundles it)."""
     module = build_module(argument_spec(own_spec, auth=needs_cloud), supports_check_mode, module_class,
                           **module_kwargs)
+    if needs_cloud:
+        # An inline cloud definition (a dict in `cloud`) holds secrets that `cloud`, being usually a
+        # plain name, cannot be marked no_log for: they are hidden like a no_log option's values in
+        # everything the module returns (its message and its invocation shown at -vvv and above).
+        module.no_log_values.update(cloud_secrets(module.params.get("cloud")))
     cloud = None
     failure: dict[str, Any] | None = None
     try:
