@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from container_infra import inventory, magnum, swarm_spec
+from container_infra import credentials, inventory, magnum, swarm_spec
 
 
 class FilterModule:
@@ -21,4 +21,5 @@ class FilterModule:
             "container_infra_default_nodegroup": magnum.default_nodegroup,
             "container_infra_network_problems": magnum.network_problems,
             "container_infra_cluster_name_problem": magnum.cluster_name_problem,
+            "container_infra_ssh_fingerprint": credentials.ssh_fingerprint,
         }

@@ -31,6 +31,23 @@ DIR_MODE = 0o700
 
 
 # ---------------------------------------------------------------------------------------- crypto
+def ssh_fingerprint(public_key: str | None) -> str:
+    """An OpenSSH public key's fingerprint as Nova shows a keypair's (MD5 of the key's blob, colon-hex);
+    '' for no key or one that cannot be read."""
+    import hashlib
+
+    parts = str(public_key or "").split()
+    if len(parts) < 2:
+        return ""
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except ValueError:
+        return ""
+    digest = hashlib.md5(blob, usedforsecurity=False).hexdigest()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+
 def make_key_and_csr(key_size: int = 2048, common_name: str = "admin",
                      organization: str | None = "system:masters") -> tuple[bytes, bytes]:
     from cryptography import x509

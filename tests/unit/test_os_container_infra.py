@@ -526,3 +526,17 @@ def test_credentials_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
         credentials.write_file(path, b"new and longer", credentials.PRIVATE_MODE)
     assert path.read_bytes() == b"old"
     assert [p.name for p in path.parent.iterdir()] == ["config"]
+
+
+def test_ssh_fingerprint_is_novas(tmp_path):
+    """MD5 colon-hex of the key's blob, as `openstack keypair show` and `ssh-keygen -l -E md5` give it."""
+    import subprocess
+
+    key = tmp_path / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "me@here", "-f", str(key)], check=True)
+    expected = subprocess.run(["ssh-keygen", "-l", "-E", "md5", "-f", str(key)], capture_output=True, text=True,
+                              check=True).stdout.split()[1].removeprefix("MD5:")
+    public = (tmp_path / "id.pub").read_text()
+    assert credentials.ssh_fingerprint(public) == expected
+    assert credentials.ssh_fingerprint(" ".join(public.split()[:2])) == expected  # the comment plays no part
+    assert credentials.ssh_fingerprint("") == credentials.ssh_fingerprint("ssh-ed25519 !!!") == ""
