@@ -199,7 +199,10 @@ def plan_cluster(
         return plan
     if state == "absent":
         if current is not None:
-            plan.actions.append({"action": "delete", "name": name, "uuid": current["uuid"]})
+            # A delete already under way (another run, a retry) is waited for, not asked again: Magnum
+            # would ask Heat again, and Heat restarts a delete it is running.
+            plan.actions.append({"action": "delete", "name": name, "uuid": current["uuid"],
+                                 "under_way": current.get("status") == "DELETE_IN_PROGRESS"})
             plan.before = {"name": name, "status": current.get("status")}
         return plan
 
@@ -542,7 +545,12 @@ class Runner:
             kind = action["action"]
             step = describe(action)
             if kind in ("delete", "recreate"):
-                self.call("deleting", f"cluster {name}", self.magnum.clusters.delete, action["uuid"])
+                if not action.get("under_way"):
+                    try:
+                        self.magnum.clusters.delete(action["uuid"])
+                    except Exception as exc:
+                        if classify(exc) != "notfound":  # gone since it was read: what was asked
+                            raise explain(exc, "deleting", f"cluster {name}") from exc
                 self.note(step, "DELETE_IN_PROGRESS")
                 if must_wait or kind == "recreate":
                     self.wait_cluster_gone(action["uuid"], step)

@@ -400,3 +400,91 @@ def test_swarm_driver_builds_a_swarm_stack_for_a_kubernetes_template():
     layout = heat_driver.SwarmModeHeatDriver()._layout(_template(coe="kubernetes"))
     assert layout is heat_driver.SWARM_MODE
     assert heat_driver.KubernetesHeatDriver()._layout(_template()) is heat_driver.KUBERNETES
+
+
+# Two deletes a moment apart (issue 15, finding 3)
+
+
+class _Heat:
+    """Heat's stacks API as the driver uses it: get (by id) and delete, each recorded."""
+
+    def __init__(self, stacks):
+        self.stacks_by_id = stacks
+        self.deleted = []
+        self.stacks = self
+
+    def get(self, stack_id, resolve_outputs=False):
+        from heatclient import exc as heat_exc
+
+        if stack_id not in self.stacks_by_id:
+            raise heat_exc.HTTPNotFound()
+        return self.stacks_by_id[stack_id]
+
+    def delete(self, stack_id):
+        self.deleted.append(stack_id)
+
+
+def _stack(status, reason=""):
+    return types.SimpleNamespace(stack_status=status, stack_status_reason=reason, parameters={}, outputs=[])
+
+
+def test_a_stack_already_being_deleted_is_not_deleted_again():
+    heat = _Heat({"a": _stack(S.DELETE_IN_PROGRESS), "b": _stack(S.CREATE_COMPLETE), "c": _stack(S.DELETE_FAILED)})
+    for stack_id in ("a", "b", "c", "gone"):
+        heat_driver._delete_stack(heat, stack_id)
+    assert heat.deleted == ["b", "c"]
+
+
+def test_a_second_cluster_delete_leaves_the_first_to_finish():
+    from magnum.common import exception
+
+    cluster = _cluster(status=S.DELETE_IN_PROGRESS)
+    master, worker = _ng("default-master", role="master", status=S.DELETE_IN_PROGRESS), _ng("default-worker")
+    gpu = _ng("gpu", is_default=False, status=S.DELETE_IN_PROGRESS)
+    gpu.stack_id = "kube-ab12c-gpu"
+    gpu.save.side_effect = exception.NodeGroupNotFound(nodegroup="gpu")  # the poll destroyed it meanwhile
+    cluster.nodegroups = [master, worker, gpu]
+    heat = _Heat({"kube-ab12c": _stack(S.DELETE_IN_PROGRESS)})
+    with mock.patch.object(common, "heat", return_value=heat):
+        heat_driver.KubernetesHeatDriver().delete_cluster(None, cluster)
+    assert heat.deleted == []
+    assert master.status == worker.status == S.DELETE_IN_PROGRESS
+
+
+@pytest.mark.parametrize("reason", [
+    "Resource DELETE failed: NotFound: resources.kube_minions: The Stack (kube-ab12c-kube_minions-x7) could not "
+    "be found.",
+    "Resource DELETE failed: resource with id 42 not found",
+])
+def test_a_delete_failed_on_what_was_already_gone_is_finished(reason):
+    heat_driver._DELETE_RETRIES.clear()
+    cluster = _cluster(status=S.DELETE_IN_PROGRESS)
+    heat = _Heat({"kube-ab12c": _stack(S.DELETE_FAILED, reason)})
+    for attempt in range(heat_driver.DELETE_RETRIES):
+        poller = heat_driver._StackPoller(heat, cluster, _template(), heat_driver.KUBERNETES)
+        master = _ng("default-master", role="master", status=S.DELETE_IN_PROGRESS)
+        worker = _ng("default-worker", status=S.DELETE_IN_PROGRESS)
+        statuses = [poller.poll(master), poller.poll(worker)]
+        assert [s.status for s in statuses] == [S.DELETE_IN_PROGRESS] * 2
+        assert heat.deleted == ["kube-ab12c"] * (attempt + 1)  # once per poll, not once per nodegroup
+    common.aggregate_status(cluster, statuses)
+    assert cluster.status == S.DELETE_IN_PROGRESS
+
+    # Heat finishes: the next poll completes the delete (the stack gone).
+    del heat.stacks_by_id["kube-ab12c"]
+    poller = heat_driver._StackPoller(heat, cluster, _template(), heat_driver.KUBERNETES)
+    master = _ng("default-master", role="master", status=S.DELETE_IN_PROGRESS)
+    assert poller.poll(master).status == S.DELETE_COMPLETE
+
+
+def test_a_delete_that_keeps_failing_or_fails_otherwise_fails_the_cluster():
+    heat_driver._DELETE_RETRIES.clear()
+    cluster = _cluster(status=S.DELETE_IN_PROGRESS)
+    heat = _Heat({"kube-ab12c": _stack(S.DELETE_FAILED, "Resource DELETE failed: Forbidden: not yours")})
+    poller = heat_driver._StackPoller(heat, cluster, _template(), heat_driver.KUBERNETES)
+    assert poller.poll(_ng("default-worker", status=S.DELETE_IN_PROGRESS)).status == S.DELETE_FAILED
+    assert heat.deleted == []
+    heat.stacks_by_id["kube-ab12c"] = _stack(S.DELETE_FAILED, "The Stack (x) could not be found.")
+    heat_driver._DELETE_RETRIES["kube-ab12c"] = heat_driver.DELETE_RETRIES
+    poller = heat_driver._StackPoller(heat, cluster, _template(), heat_driver.KUBERNETES)
+    assert poller.poll(_ng("default-worker", status=S.DELETE_IN_PROGRESS)).status == S.DELETE_FAILED

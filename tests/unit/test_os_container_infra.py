@@ -434,6 +434,36 @@ def test_a_just_created_cluster_missing_for_a_while_is_waited_for():
     assert [e["status"] for e in runner.events] == ["CREATE_IN_PROGRESS", "CREATE_COMPLETE"]
 
 
+@pytest.mark.parametrize(("status", "delete_answers"), [
+    ("DELETE_IN_PROGRESS", None),      # another run's delete under way: waited for, not asked again
+    ("CREATE_COMPLETE", "notfound"),   # gone between the read and the delete: what was asked
+])
+def test_state_absent_converges_when_deletes_meet(status, delete_answers):
+    """Issue 15, finding 3: two deletes at once, or a retried one, end with the cluster gone."""
+    from magnumclient import exceptions
+
+    current = {"uuid": "u", "name": "demo", "status": status, "stack_id": "kube-ab12c"}
+    asked = []
+
+    class Clusters:
+        def delete(self, uuid):
+            asked.append(uuid)
+            if delete_answers == "notfound":
+                raise exceptions.NotFound(message="Cluster u could not be found", http_status=404)
+
+        def get(self, uuid):
+            raise exceptions.NotFound(message="Cluster u could not be found", http_status=404)
+
+    class Cloud:
+        def magnum(self):
+            return type("Magnum", (), {"clusters": Clusters()})()
+
+    plan = magnum_cluster.plan_cluster(params(state="absent"), current, [])
+    runner = magnum_cluster.Runner(None, Cloud(), params(state="absent", poll_interval=0.01, timeout=30))
+    assert runner.execute(plan, current) is None
+    assert asked == ([] if status == "DELETE_IN_PROGRESS" else ["u"])
+
+
 # ------------------------------------------------------------------ credentials' files (issue 15, finding 12)
 class _Signer:
     """A cluster's CA that signs the CSRs os_container_infra_config sends, as Magnum does."""

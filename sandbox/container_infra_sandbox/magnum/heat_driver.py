@@ -6,6 +6,7 @@ resource names, same outputs. Servers are only servers: no control plane runs.
 Non-default nodegroups get their own stack of workers.
 """
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -192,6 +193,10 @@ class _HeatDriver(common.NoFederation, driver.Driver):
             _delete_stack(common.heat(context), nodegroup.stack_id)
 
     def delete_cluster(self, context, cluster):
+        # A second delete while the first runs (`coe cluster delete` twice, a
+        # retried playbook) must not fail the cluster: stacks already being
+        # deleted are left to Heat (_delete_stack), and a nodegroup the status
+        # poll destroyed meanwhile is done.
         hc = common.heat(context)
         for ng in cluster.nodegroups:
             if not ng.is_default and ng.stack_id:
@@ -200,7 +205,10 @@ class _HeatDriver(common.NoFederation, driver.Driver):
             # nothing to wait for.
             has_stack = ng.stack_id or (ng.is_default and cluster.stack_id)
             ng.status = S.DELETE_IN_PROGRESS if has_stack else S.DELETE_COMPLETE
-            ng.save()
+            try:
+                ng.save()
+            except exception.NodeGroupNotFound:
+                LOG.info("Nodegroup %s is already gone", ng.name)
         if cluster.stack_id:
             _delete_stack(hc, cluster.stack_id)
 
@@ -250,6 +258,7 @@ class _StackPoller:
         self.layout = layout
         self.fip = common.floating_ip_enabled(cluster, template)
         self._stacks = {}
+        self._redeleted = set()  # stacks asked again in this poll (both default nodegroups share one)
 
     def poll(self, ng):
         stack_id = ng.stack_id or (self.cluster.stack_id if ng.is_default else None)
@@ -257,6 +266,8 @@ class _StackPoller:
             stack = self._stack(stack_id)
             if stack is None:
                 self._missing_stack(ng)
+            elif self._finish_delete(ng, stack, stack_id):
+                pass
             elif stack.stack_status == S.DELETE_COMPLETE and not ng.is_default:
                 ng.destroy()
                 return None
@@ -277,6 +288,35 @@ class _StackPoller:
                 stack = None
             self._stacks[stack_id] = stack
         return self._stacks[stack_id]
+
+    def _finish_delete(self, ng, stack, stack_id):
+        """Finish a delete Heat gave up on because part of the stack was
+        already gone, as Magnum finishes a delete whose stack is gone.
+
+        Two deletes a moment apart make Heat restart the first: the second
+        then fails on a nested stack or resource the first had removed
+        ("The Stack (...-kube_minions-...) could not be found", "resource
+        with id N not found"). While Magnum is deleting the nodegroup, such a
+        DELETE_FAILED is asked again (a few times; Heat skips what is gone)
+        instead of failing the cluster; any other reason fails it as before.
+        """
+        if ng.status != S.DELETE_IN_PROGRESS or stack.stack_status != S.DELETE_FAILED:
+            return False
+        if not _GONE.search(stack.stack_status_reason or ""):
+            return False
+        if stack_id not in self._redeleted:
+            tries = _DELETE_RETRIES.get(stack_id, 0)
+            if tries >= DELETE_RETRIES:
+                return False
+            _DELETE_RETRIES[stack_id] = tries + 1
+            self._redeleted.add(stack_id)
+            LOG.info("Stack %s: delete failed on what was already gone (%s); deleting it again (%d of %d)",
+                     stack_id, stack.stack_status_reason, tries + 1, DELETE_RETRIES)
+            with contextlib.suppress(heat_exc.HTTPNotFound):  # gone now: the next poll completes the delete
+                self.hc.stacks.delete(stack_id)
+        ng.status_reason = f"Deleting again: {stack.stack_status_reason}"
+        ng.save()
+        return True
 
     def _missing_stack(self, ng):
         new = {
@@ -351,7 +391,27 @@ def _stack_reason(stack):
     return reason
 
 
+#: A Heat delete that failed on something already removed (a concurrent delete's doing).
+_GONE = re.compile(r"could not be found|not found", re.IGNORECASE)
+#: How many times a stack's delete is asked again after such a failure (the count lives as long as the
+#: conductor; a restart starts it again).
+DELETE_RETRIES = 3
+_DELETE_RETRIES = {}
+
+
 def _delete_stack(hc, stack_id):
+    """Ask Heat to delete the stack, unless it is already being deleted or gone.
+
+    Heat restarts a delete asked again while it runs, and the restarted one
+    then fails on the nested stacks the first had removed."""
+    try:
+        stack = hc.stacks.get(stack_id, resolve_outputs=False)
+    except heat_exc.HTTPNotFound:
+        LOG.info("Stack %s is already gone", stack_id)
+        return
+    if stack.stack_status in (S.DELETE_IN_PROGRESS, S.DELETE_COMPLETE):
+        LOG.info("Stack %s is already %s", stack_id, stack.stack_status)
+        return
     try:
         hc.stacks.delete(stack_id)
     except heat_exc.HTTPNotFound:
