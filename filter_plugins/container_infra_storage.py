@@ -25,6 +25,7 @@ class FilterModule:
             "container_infra_storage_plan": storage_plan,
             "container_infra_storage_manila_requests": storage.manila_requests,
             "container_infra_storage_share_errors": storage.share_errors,
+            "container_infra_storage_needs_ensure": storage.needs_ensure,
             "container_infra_storage_manila_errors": storage.manila_errors,
             "container_infra_storage_manila_facts": storage.manila_facts,
             "container_infra_storage_node_mounts": storage_node_mounts,

@@ -86,6 +86,11 @@ options:
     description: Remove rules not listed in O(access_rules).
     type: bool
     default: false
+  include_access_keys:
+    description:
+      - With O(state=query), report the rules' access keys too (mark the task C(no_log)).
+    type: bool
+    default: false
   wait:
     description:
       - Wait until new access rules are active. The share itself is always waited for until it is available

@@ -203,6 +203,23 @@ def share_errors(requests: list[dict], found: list[dict]) -> list[str]:
     return errors
 
 
+def needs_ensure(requests: list[dict], found: list[dict]) -> list[dict]:
+    """The present requests whose share or access rule Manila does not hold as asked (the others need no call:
+    their query, with keys, already says all the nodes need)."""
+    out = []
+    for request, result in zip(requests, found, strict=False):
+        if request["state"] != "present":
+            continue
+        share = result.get("share") or {}
+        rule = next((r for r in share.get("access_rules") or []
+                     if r.get("access_type") == "cephx" and r.get("access_to") == request["user"]), None)
+        if (not share or (request["create"] and request.get("size") and share.get("size") != request["size"])
+                or rule is None or rule.get("state") != "active" or not rule.get("access_key")
+                or rule.get("access_level") != request["access_level"]):
+            out.append(request)
+    return out
+
+
 def manila_errors(requests: list[dict], results: list[dict]) -> list[str]:
     """The refusals of the ensuring calls (their messages carry no key)."""
     return [f"storage[{request['name']}] of cluster {request['cluster']}: "
@@ -225,7 +242,8 @@ def share_view(request: dict, share: dict) -> dict:
 def manila_facts(requests: list[dict], found: list[dict], ensured: list[dict] | None = None) -> dict[str, dict]:
     """{"<cluster>/<name>": share view}: from the ensuring calls (present entries, with their keys), else from
     the queries (absent entries: where the share is, no key)."""
-    by_key = {result.get("item", {}).get("key"): result for result in ensured or []}
+    by_key = {result.get("item", {}).get("key"): result for result in ensured or []
+              if not result.get("skipped")}
     out = {}
     for request, result in zip(requests, found, strict=False):
         result = by_key.get(request["key"], result)

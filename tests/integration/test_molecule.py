@@ -21,3 +21,17 @@ def test_molecule_scenario_converges_idempotently_and_verifies(sandbox, tmp_path
     # The idempotence step ran and found nothing to change.
     assert "idempotence" in output.lower(), output[-3000:]
     assert "The Swarm holds exactly the cluster" in output, output[-3000:]
+
+
+def test_molecule_storage_scenario_mounts_a_share_on_two_nodes_idempotently(sandbox, tmp_path):
+    """molecule/storage: a CephFS share the toolkit makes through Manila, mounted on two nodes of a cluster whose
+    spec attaches the storage network; idempotence; a file written on one node read on the other."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", ANSIBLE_NOCOLOR="1",
+               MOLECULE_NO_COLOR="1", NO_COLOR="1", SHELL=os.environ.get("SHELL", "/bin/bash"),
+               XDG_CACHE_HOME=str(tmp_path / "cache"))
+    done = subprocess.run([str(BIN / "molecule"), "test", "--scenario-name", "storage"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-8000:]
+    assert "idempotence" in output.lower(), output[-3000:]
+    assert "The share is the same file system on every node" in output, output[-3000:]

@@ -189,7 +189,7 @@ def test_a_restarted_node_gets_its_mount_back_and_the_run_says_so(storage, nodes
     done = storage.play([cephfs(SHARE, cephfs={"create": True, "size": 1, "share_type": "cephfs"})],
                         callback="ansible.builtin.default")
     assert done.returncode == 0, done.stdout[-3000:]
-    said = " ".join(done.stdout.split())  # Ansible wraps its warnings
+    said = " ".join((done.stdout + done.stderr).split())  # Ansible wraps its warnings, on stderr
     assert "scratch was not mounted on /mnt/scratch" in said and "mounted it again" in said, done.stdout[-3000:]
     assert mounted(node)
     assert run(node, f"cat {MOUNT}/hello").stdout.strip() == "from-a"
@@ -228,15 +228,14 @@ def test_a_share_in_error_state_is_refused(storage, osc, osc_admin, nodes):
     name = f"stor-{RUN}-err"
     osc.run("share", "create", "CEPHFS", "1", "--name", name, "--share-type", "cephfs", "--wait")
     try:
-        osc_admin.run("share", "reset-state", "--state", "error", osc.json("share", "show", name)["id"])
+        osc_admin.run("share", "set", "--status", "error", osc.json("share", "show", name)["id"])
         done = storage.play([cephfs(name, name="err", path="/mnt/err")], check=False)
         assert done.returncode != 0
         assert "is in status error, not available" in failures(done)[0]
         assert not mounted(nodes[0], "/mnt/err")
         assert osc.json("share", "access", "list", name) == []
     finally:
-        osc_admin.run("share", "reset-state", "--state", "available", osc.json("share", "show", name)["id"],
-                      check=False)
+        osc_admin.run("share", "set", "--status", "available", osc.json("share", "show", name)["id"], check=False)
         osc.run("share", "delete", "--wait", name, check=False)
 
 

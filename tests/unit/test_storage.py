@@ -296,3 +296,16 @@ def test_gluster_servers_no_network_of_the_node_reaches_are_refused():
     plan = storage.node_plan([gluster()], "c1", "worker", "w")
     (error,) = storage.node_mounts(plan, {}, {"private": NETWORKS["private"]}, "n1")["errors"]
     assert "host n1 has no port on a network that reaches the servers 10.80.0.11, 10.80.0.12, 10.80.0.13" in error
+
+
+def test_a_share_and_rule_already_as_asked_need_no_second_manila_call():
+    reqs = requests()
+    held = {"share": manila_share()}
+    assert storage.needs_ensure(reqs, [held]) == []
+    assert storage.needs_ensure(reqs, [{"share": {}}]) == reqs
+    no_rule = {"share": manila_share() | {"access_rules": []}}
+    assert storage.needs_ensure(reqs, [no_rule]) == reqs
+    made = requests(create=True, size=2)
+    assert storage.needs_ensure(made, [held]) == made  # a share the toolkit made is resized to the spec
+    facts = storage.manila_facts(reqs, [held], [{"skipped": True}])
+    assert facts["c1/scratch"]["access_key"] == "AQB-secret=="

@@ -37,6 +37,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
         },
     },
     "purge_access_rules": {"type": "bool", "default": False},
+    "include_access_keys": {"type": "bool", "default": False},
 }
 
 PROTOCOLS = ("CEPHFS", "GLUSTERFS", "NFS")
@@ -276,10 +277,11 @@ def ensure(api: Share, params: dict, check_mode: bool = False) -> dict:
         share = api.find(name)
         rules = api.rules(share["id"]) if share else []
         if params["state"] == "query":
-            # What exists, without the access keys: a query's result is safe to show.
+            # What exists; without include_access_keys, without the keys: such a result is safe to show.
             found = _current(api, share, rules)
-            for rule in found.get("access_rules", []):
-                rule.pop("access_key", None)
+            if not params.get("include_access_keys"):
+                for rule in found.get("access_rules", []):
+                    rule.pop("access_key", None)
             return {"changed": False, "share": found}
     except CloudError:
         raise
