@@ -171,3 +171,34 @@ def test_injected_create_failure_reports_reason_and_faults(osc, keypair, unique_
         osc.run("coe", "cluster", "delete", cluster, check=False)
         wait_gone(lambda: cluster_exists(osc, cluster), what="cluster deletion")
         osc.run("coe", "cluster", "template", "delete", template["name"], check=False)
+
+
+def test_two_deletes_a_moment_apart_delete_a_heat_era_cluster(osc, keypair, unique_name):
+    """Issue 15, finding 3: a second `coe cluster delete` 0.3 s after the first (Heat would restart the
+    first and fail on the nested stacks it had removed) still ends with the cluster and its stack gone,
+    never DELETE_FAILED. Servers on the fake host (zone scale): the test is about the stacks."""
+    template = make_template(osc, f"{unique_name}-t", "fedora-coreos-sandbox", keypair,
+                             "--labels", "availability_zone=scale")
+    cluster = f"{unique_name}-c"
+    try:
+        osc.run("coe", "cluster", "create", cluster, "--cluster-template", template["name"],
+                "--master-count", "1", "--node-count", "1")
+        shown = wait_status(osc, cluster)
+        assert shown["status"] == "CREATE_COMPLETE", shown["status_reason"]
+        first = subprocess.Popen([osc.binary, "--os-cloud", osc.cloud, "coe", "cluster", "delete", cluster],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        osc.run("coe", "cluster", "delete", cluster, check=False)
+        first.communicate(timeout=120)
+        deadline = time.monotonic() + 300
+        while cluster_exists(osc, cluster):
+            status = osc.run("coe", "cluster", "show", cluster, "-f", "value", "-c", "status", "-c", "status_reason",
+                             check=False).stdout
+            assert "DELETE_FAILED" not in status, status
+            assert time.monotonic() < deadline, "cluster deletion did not finish"
+            time.sleep(2)
+        assert not [s for s in osc.json("stack", "list") if s["Stack Name"].startswith(stack_ref(shown))]
+    finally:
+        osc.run("coe", "cluster", "delete", cluster, check=False)
+        wait_gone(lambda: cluster_exists(osc, cluster), what="cluster deletion")
+        osc.run("coe", "cluster", "template", "delete", template["name"], check=False)
