@@ -26,7 +26,7 @@ def test_the_filter_plugin_names_package_functions():
     assert filters["container_infra_hostvars"] is inventory.hostvars_of
     assert filters["container_infra_swarm_spec_problems"] is swarm_spec.swarm_spec_problems
     assert {f.__module__ for f in filters.values()} == {"container_infra.inventory", "container_infra.magnum",
-                                                        "container_infra.swarm_spec"}
+                                                        "container_infra.swarm_spec", "container_infra.credentials"}
 
 INVENTORY = {
     "all": {
