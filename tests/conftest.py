@@ -16,6 +16,16 @@ from ansible_runner import BIN
 # loadgroup was tried; this pytest-xdist split the groups' tests across workers all the same.)
 
 
+@pytest.fixture(autouse=True)
+def _openstacksdk_config_files(monkeypatch):
+    """openstacksdk's loader inserts $OS_CLIENT_CONFIG_FILE into its module-level CONFIG_FILES list for
+    good: a test that points it at a clouds.yaml of its own would hide the sandbox's from every later test
+    of the same worker ("Cloud sandbox was not found"). Each test gets a copy, restored after it."""
+    from openstack.config import loader
+
+    monkeypatch.setattr(loader, "CONFIG_FILES", list(loader.CONFIG_FILES))
+
+
 def pytest_itemcollected(item):
     """Everything under tests/integration needs the sandbox."""
     if "/integration/" in str(item.fspath):
