@@ -240,7 +240,15 @@ def _wait_for_compute_and_shares(conn, supervisor: Supervisor, layout: Layout, t
         "manila-share": lambda: bool(manila.pools.list()),
     }
     delay = 0.5
+    # A manila-scheduler already running when manila-share (re)starts sometimes never lists its pool
+    # (seen here after down/up and after a crash); one that starts again asks the share service for its
+    # capabilities at once. Restarted once, after 30 s without a pool.
+    scheduler_kick = time.monotonic() + 30
     while checks:
+        if "manila-share" in checks and scheduler_kick and time.monotonic() > scheduler_kick:
+            supervisor.stop("manila-scheduler")
+            supervisor.start("manila-scheduler")
+            scheduler_kick = 0
         for name, check in list(checks.items()):
             if check():
                 del checks[name]
