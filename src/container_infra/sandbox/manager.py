@@ -228,7 +228,7 @@ def programs_reading(layout: Layout, files) -> list[str]:
     return sorted(set(names))
 
 
-def _wait_for_compute_and_shares(conn, supervisor: Supervisor, layout: Layout, timeout: float = 120) -> None:
+def _wait_for_compute_and_shares(conn, supervisor: Supervisor, layout: Layout, timeout: float = 180) -> None:
     """Servers and shares can be created once the compute host and the share pool are known."""
     from manilaclient import client as manila_client
 
@@ -242,13 +242,13 @@ def _wait_for_compute_and_shares(conn, supervisor: Supervisor, layout: Layout, t
     delay = 0.5
     # A manila-scheduler already running when manila-share (re)starts sometimes never lists its pool
     # (seen here after down/up and after a crash); one that starts again asks the share service for its
-    # capabilities at once. Restarted once, after 30 s without a pool.
-    scheduler_kick = time.monotonic() + 30
+    # capabilities at once. Restarted after each 40 s without a pool.
+    scheduler_kick = time.monotonic() + 40
     while checks:
-        if "manila-share" in checks and scheduler_kick and time.monotonic() > scheduler_kick:
+        if "manila-share" in checks and time.monotonic() > scheduler_kick:
             supervisor.stop("manila-scheduler")
             supervisor.start("manila-scheduler")
-            scheduler_kick = 0
+            scheduler_kick = time.monotonic() + 40
         for name, check in list(checks.items()):
             if check():
                 del checks[name]
