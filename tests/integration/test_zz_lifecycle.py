@@ -26,7 +26,7 @@ from cluster_access import ssh, wait_ssh
 from container_infra.sandbox import ceph, clouds, images, manager, nodes, registry
 from container_infra.sandbox.configs import DOCKER_COMPUTE_HOST
 from container_infra.sandbox.layout import APIS, FAULT_ADMIN_PORT, MARIADB_PORT, STORAGE_SERVICE_ADDRESS
-from container_infra.sandbox.supervisor import sandbox_pids
+from container_infra.sandbox.supervisor import Supervisor, sandbox_pids
 
 
 def listening(port: int, host: str = "127.0.0.1") -> bool:
@@ -233,6 +233,20 @@ def test_reset_leaves_no_resource_and_up_reseeds(sandbox, osc, unique_name):
     assert ceph.ceph_json(sandbox, "fs", "subvolume", "ls", ceph.FS_NAME) == []
     assert not ceph_user_exists(sandbox, f"{unique_name}-user")
     assert registry_repositories(sandbox) == []
+
+
+def test_up_mends_a_scheduler_that_cached_no_pool(sandbox, osc_admin):
+    """Pools listed before the share service reported are cached empty by Manila's scheduler; up mends it."""
+    supervisor = Supervisor(sandbox)
+    supervisor.stop("manila-share", "manila-scheduler")
+    supervisor.start("manila-scheduler")
+    # Asked while the stopped share service's row is still fresh: the new scheduler caches its backend
+    # with no pool, and its cached listing stays empty after the service is back.
+    assert osc_admin.json("share", "pool", "list") == []
+    supervisor.start("manila-share")
+
+    manager.up(sandbox, report)
+    assert [pool["Name"] for pool in osc_admin.json("share", "pool", "list")] == ["sandbox-manila@cephfsnative#cephfs"]
 
 
 def test_down_then_up_keeps_every_share_and_its_data(sandbox, osc, unique_name, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -230,38 +231,42 @@ def programs_reading(layout: Layout, files) -> list[str]:
 
 def _wait_for_compute_and_shares(conn, supervisor: Supervisor, layout: Layout, timeout: float = 180) -> None:
     """Servers and shares can be created once the compute host and the share pool are known."""
-    from manilaclient import client as manila_client
-
-    manila = manila_client.Client("2.65", session=conn.session, service_type="sharev2",
-                                  endpoint_type="internalURL", region_name=conn.config.region_name)
-    deadline = time.monotonic() + timeout
-    checks = {
-        "nova-compute": lambda: any(True for _ in conn.compute.hypervisors()),
-        "manila-share": lambda: bool(manila.pools.list()),
-    }
-    delay = 0.5
-    # A manila-scheduler already running when manila-share (re)starts sometimes never lists its pool
-    # (seen here after down/up and after a crash); one that starts again asks the share service for its
-    # capabilities at once. Restarted after each 40 s without a pool.
-    scheduler_kick = time.monotonic() + 40
-    while checks:
-        if "manila-share" in checks and time.monotonic() > scheduler_kick:
-            supervisor.stop("manila-scheduler")
-            supervisor.start("manila-scheduler")
-            scheduler_kick = time.monotonic() + 40
-        for name, check in list(checks.items()):
-            if check():
-                del checks[name]
-            else:
-                problem = _program_failed(supervisor, layout, name)()
-                if problem:
-                    raise SandboxError(f"{name} did not start: {problem}")
-        if checks and time.monotonic() > deadline:
-            raise SandboxError(f"{', '.join(checks)} did not register within {timeout:.0f} s; see "
-                               f"`container-infra sandbox logs {next(iter(checks))}`")
-        if checks:
+    # Manila's API lists pools from a cache that its first listing fills for good, pools or none (see
+    # container_infra_sandbox.manila_pools): the pool is asked of the scheduler itself, uncached, by
+    # the services' interpreter, while this process waits for the compute host.
+    probe = subprocess.Popen(
+        [str(layout.bin("python")), "-m", "container_infra_sandbox.manila_pools",
+         "--config-file", str(layout.etc / "manila" / "manila.conf"), "--timeout", str(int(timeout))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        delay = 0.5
+        while not any(True for _ in conn.compute.hypervisors()):
+            problem = _program_failed(supervisor, layout, "nova-compute")()
+            if problem:
+                raise SandboxError(f"nova-compute did not start: {problem}")
+            if time.monotonic() > deadline:
+                raise SandboxError(f"nova-compute did not register within {timeout:.0f} s; see "
+                                   "`container-infra sandbox logs nova-compute`")
             time.sleep(delay)
             delay = min(delay * 1.5, 3)
+        while probe.poll() is None:
+            problem = _program_failed(supervisor, layout, "manila-share")()
+            if problem:
+                raise SandboxError(f"manila-share did not start: {problem}")
+            time.sleep(0.5)
+        if probe.returncode != 0:
+            # The probe's last line says why; the services' interpreter prints warnings before it.
+            why = (probe.stderr.read().strip().splitlines() or ["the probe failed"])[-1]
+            share_errors = [line for line in bootstrap.read_log_tail(layout.log / "manila-share.log", 300).splitlines()
+                            if " ERROR " in line]
+            last_error = f"; its last error: {share_errors[-1]}" if share_errors else ""
+            raise SandboxError(f"{why}{last_error}; see `container-infra sandbox logs manila-share`")
+    finally:
+        if probe.poll() is None:
+            probe.kill()
+        probe.wait()
+        probe.stderr.close()
 
 
 def down(layout: Layout) -> list[int]:
