@@ -10,6 +10,7 @@ because it rides on the same session.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -30,6 +31,16 @@ DETAIL_PAGE = 1000
 #: The longest query string one listing of ours sends: under the 4 KB request line some front ends
 #: take (gunicorn's default is 4094 bytes; Apache, nginx and eventlet take 8 KB).
 QUERY_BUDGET = 3000
+#: Answers a gateway or an API worker gives while it is briefly unavailable (a restart, a full pool):
+#: an idempotent read is tried again, a mutating call never (it may have taken effect).
+RETRY_STATUSES = frozenset({502, 503, 504})
+#: Tries of one read in all, the first wait between them (doubled each time) and the most seconds
+#: spent waiting, so that a cloud that stays down fails the run in bounded time.
+READ_TRIES = 4
+RETRY_BACKOFF = 1.0
+RETRY_BUDGET = 20.0
+#: The methods that change nothing, so that repeating them is safe.
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 def chunks(items: list[str], field: str = "id", budget: int = QUERY_BUDGET) -> Iterable[list[str]]:
@@ -69,6 +80,9 @@ class Rest:
         self.cloud = cloud
         self.session = cloud.session
         self._endpoints: dict[str, str] = {}
+        self.read_tries = READ_TRIES
+        self.retry_backoff = RETRY_BACKOFF
+        self.retry_budget = RETRY_BUDGET
 
     # ------------------------------------------------------------------ plumbing
     def _filter(self, service_type: str) -> dict[str, Any]:
@@ -98,19 +112,50 @@ class Rest:
             kwargs["microversion_service_type"] = service_type
         if getattr(self.cloud, "api_timeout", None):
             kwargs["timeout"] = self.cloud.api_timeout
-        response = self.session.request(url, method, **kwargs)
+        response = self._send(url, method, kwargs)
         if response.status_code == 404 and ok_404:
             return None
         if response.status_code >= 400:
             error = ks_exceptions.from_response(response, method, url)
-            said = _service_message(response)
-            if said:
-                error.message = f"{said} (HTTP {response.status_code})"
-                error.args = (error.message,)
+            said = _service_message(response) or getattr(error, "message", None) or "the API refused the request"
+            message = f"{said} (HTTP {response.status_code})"
+            if response.status_code in RETRY_STATUSES:
+                if method.upper() in SAFE_METHODS:
+                    message += f" on {method.upper()} {path} after {getattr(response, 'tries', 1)} tries"
+                else:
+                    message += (f" on {method.upper()} {path}, not repeated since it may have taken effect; run "
+                                "again once the cloud answers, the run finds what the call did")
+            error.message = message
+            error.args = (error.message,)
             raise error
         if not response.content:
             return None
         return response.json()
+
+    def _send(self, url: str, method: str, kwargs: dict[str, Any]):
+        """One request; a read (GET) that meets a connection failure or a 502/503/504 is tried again
+        after a growing wait, within READ_TRIES and RETRY_BUDGET; a mutating call is sent once."""
+        tries = self.read_tries if method.upper() in SAFE_METHODS else 1
+        delay = self.retry_backoff
+        deadline = time.monotonic() + self.retry_budget
+        for attempt in range(1, tries + 1):
+            last = attempt == tries or time.monotonic() + delay > deadline
+            try:
+                response = self.session.request(url, method, **kwargs)
+            except (ks_exceptions.ConnectFailure, ks_exceptions.ConnectTimeout,
+                    ks_exceptions.UnknownConnectionError) as exc:
+                if last:
+                    if attempt > 1:
+                        exc.message = f"{getattr(exc, 'message', exc)} (after {attempt} tries)"
+                        exc.args = (exc.message,)
+                    raise
+            else:
+                if response.status_code not in RETRY_STATUSES or last:
+                    response.tries = attempt
+                    return response
+            time.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def _list(self, service_type: str, path: str, key: str, params, microversion: str | None = None) -> list[dict]:
         items: list[dict] = []
