@@ -18,6 +18,8 @@ class FilterModule:
             "container_infra_swarm_networks": swarm_spec.swarm_networks,
             "container_infra_swarm_stack_nodegroups": swarm_spec.swarm_stack_nodegroups,
             "container_infra_heat_resource_name": swarm_spec.heat_resource_name,
+            "container_infra_swarm_stack_plan": swarm_spec.swarm_stack_plan,
+            "container_infra_swarm_stack_problem": swarm_spec.swarm_stack_problem,
             "container_infra_default_nodegroup": magnum.default_nodegroup,
             "container_infra_network_problems": magnum.network_problems,
             "container_infra_cluster_name_problem": magnum.cluster_name_problem,

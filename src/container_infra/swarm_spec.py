@@ -117,3 +117,48 @@ def leaving_workers(hostvars: dict[str, dict], stack_name: str, worker_count: in
         if index.isdigit() and int(index) >= count:
             out.append(host)
     return out
+
+
+# ------------------------------------------------------------------------------------------ the Heat stack
+#: The states in which a stack is whole and its servers are up: the only ones whose digest tag says
+#: "nothing to do" (ROLLBACK_COMPLETE, for one, is a create that failed and was undone).
+STACK_DONE = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "RESUME_COMPLETE", "CHECK_COMPLETE",
+                        "SNAPSHOT_COMPLETE", "ADOPT_COMPLETE"})
+
+
+def _state(stack: dict, name: str) -> str:
+    reason = str(stack.get("status_reason") or "").strip().rstrip(".")
+    return f"stack {name} is {stack.get('status') or 'in no known state'}" + (f" ({reason})" if reason else "")
+
+
+def swarm_stack_plan(stack: dict | None, digest: str, name: str) -> dict[str, str]:
+    """What the stack role does with the stack as Heat holds it: ``action`` create, update or none, and a
+    ``problem`` (one sentence) where no run can act now. A matching digest counts only on a finished,
+    healthy stack: a failed one is updated again (Heat retries what failed); one in progress is refused rather
+    than waited for, since the change under way may be another run's that this one's would undo."""
+    if not stack:
+        return {"action": "create", "problem": ""}
+    status = str(stack.get("status") or "")
+    if status.endswith("_IN_PROGRESS"):
+        return {"action": "none", "problem": f"{_state(stack, name)}: another run or an operator is changing it now; "
+                f"wait until `openstack stack show {name}` says COMPLETE or FAILED, "
+                "then run again."}
+    if status.startswith("DELETE_"):
+        return {"action": "none", "problem": f"{_state(stack, name)}: Heat cannot update a stack that was being "
+                f"deleted; delete it again (cluster_delete.yml or `openstack stack delete {name}`), then run again."}
+    if status.startswith("SUSPEND_"):
+        return {"action": "none", "problem": f"{_state(stack, name)}: its servers are suspended; resume it "
+                f"(`openstack stack resume {name}`), then run again."}
+    if status in STACK_DONE and digest in (stack.get("tags") or []):
+        return {"action": "none", "problem": ""}
+    return {"action": "update", "problem": ""}
+
+
+def swarm_stack_problem(stack: dict | None, name: str) -> str:
+    """After a create or an update: one sentence unless Heat finished it whole (the inventory is written only
+    from a stack whose servers all came up)."""
+    if stack and str(stack.get("status") or "") in STACK_DONE:
+        return ""
+    return (f"{_state(stack or {}, name)} after this run's create or update: fix what Heat names "
+            f"(`openstack stack event list {name} --nested-depth 2`), then run again (Heat retries what failed), "
+            "or delete the cluster.")

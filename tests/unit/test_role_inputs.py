@@ -4,6 +4,7 @@ nodes it adds to the running play; what a delete removes from the cluster's dire
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -305,3 +306,67 @@ def test_an_inline_clouds_secrets_are_never_printed(tmp_path):
     assert "authenticating to the inline cloud definition (auth_url http://127.0.0.1:" in output, output[-3000:]
     assert password not in output and secret not in output
     assert "********" in output  # the invocation shows where they were
+
+
+FAKE_STACK_FACTS = '''#!/usr/bin/python
+import json
+from ansible.module_utils.basic import AnsibleModule
+
+
+def main():
+    module = AnsibleModule(argument_spec={"cloud": {"type": "raw"}, "stack": {"type": "str"},
+                                          "nested_depth": {"type": "int"}, "missing_ok": {"type": "bool"}})
+    module.exit_json(changed=False, found=True, stack=json.loads(%r))
+
+
+main()
+'''
+
+
+def run_stack_role(tmp_path: Path, stack: dict) -> subprocess.CompletedProcess:
+    """The stack role against a Heat that holds ``stack`` (a stand-in os_stack_facts): the cloud does not exist,
+    so a create or an update fails at its first call, which shows that the role went for it."""
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "os_stack_facts.py").write_text(FAKE_STACK_FACTS % json.dumps({"name": "hs-test"} | stack))
+    variables = {"container_infra_swarm_stack_cloud": "no-such-cloud", "container_infra_swarm_stack_name": "hs-test",
+                 "container_infra_swarm_stack_image": "img", "container_infra_swarm_stack_manager_flavor": "bm",
+                 "container_infra_swarm_stack_worker_flavor": "bm", "container_infra_swarm_stack_key_name": "k",
+                 "container_infra_swarm_stack_network": "private", "container_infra_swarm_stack_timeout": 1}
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"ansible.builtin.include_role": {"name": "container_infra_swarm_stack"}, "vars": variables}]}]))
+    # The digest as an extra var: the stand-in's tag matches it whatever the role's templates hold.
+    return run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                "-e", f"ansible_python_interpreter={BIN / 'python'}", "-e", "container_infra_swarm_stack_digest=spec-t",
+                str(playbook)], timeout=300, ANSIBLE_LIBRARY=f"{library}:{REPO / 'library'}")
+
+
+def test_a_whole_stack_with_the_specs_digest_is_left_alone(tmp_path):
+    done = run_stack_role(tmp_path, {"status": "UPDATE_COMPLETE", "tags": ["container-infra", "spec-t"]})
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+@pytest.mark.parametrize("status", ["CREATE_FAILED", "UPDATE_FAILED"])
+def test_a_failed_stack_with_the_specs_digest_is_updated_again_not_taken_as_done(tmp_path, status):
+    """Issue 15, finding 6: the digest tag said "nothing to do" whatever state Heat left the stack in."""
+    done = run_stack_role(tmp_path, {"status": status, "status_reason": "No valid host was found",
+                                     "tags": ["container-infra", "spec-t"]})
+    assert done.returncode != 0
+    (task, message), = failures(done)
+    assert task == "container_infra_swarm_stack : Create or update the stack" and "no-such-cloud" in message, task
+
+
+@pytest.mark.parametrize(("status", "words"), [
+    ("UPDATE_IN_PROGRESS", "stack hs-test is UPDATE_IN_PROGRESS (Stack UPDATE started): another run or an operator "
+                           "is changing it now; wait until `openstack stack show hs-test` says COMPLETE or FAILED"),
+    ("DELETE_FAILED", "stack hs-test is DELETE_FAILED (Stack DELETE started): Heat cannot update a stack that was "
+                      "being deleted; delete it again"),
+])
+def test_a_stack_no_run_can_act_on_is_refused_in_one_sentence(tmp_path, status, words):
+    done = run_stack_role(tmp_path, {"status": status, "status_reason": f"Stack {status.split('_')[0]} started",
+                                     "tags": ["container-infra", "spec-t"]})
+    assert done.returncode != 0
+    (task, message), = failures(done)
+    assert task == "container_infra_swarm_stack : Check that the stack is in a state this run can act on", task
+    assert message.startswith(words) and message.count(". ") == 0, message

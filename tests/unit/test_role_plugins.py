@@ -282,3 +282,53 @@ def test_swarm_spec_problems_are_one_sentence_each(change, words):
     problems = swarm_spec.swarm_spec_problems(spec)
     assert len(problems) == 1, problems
     assert words.replace("\\", "") in problems[0]
+
+
+# ------------------------------------------------------------------------------------------ the Heat stack
+def heat_stack(status, tags=("container-infra", "spec-1"), reason=""):
+    return {"status": status, "status_reason": reason, "tags": None if tags is None else list(tags)}
+
+
+@pytest.mark.parametrize(("stack", "action"), [
+    (None, "create"),
+    (heat_stack("CREATE_COMPLETE"), "none"),
+    (heat_stack("UPDATE_COMPLETE"), "none"),
+    (heat_stack("CHECK_COMPLETE"), "none"),
+    (heat_stack("UPDATE_COMPLETE", tags=("container-infra", "spec-0")), "update"),
+    (heat_stack("UPDATE_COMPLETE", tags=None), "update"),
+    # Issue 15, finding 6: the spec's digest on a stack Heat did not finish whole is no "nothing to do".
+    (heat_stack("CREATE_FAILED"), "update"),
+    (heat_stack("UPDATE_FAILED"), "update"),
+    (heat_stack("ROLLBACK_COMPLETE"), "update"),
+    (heat_stack("UPDATE_ROLLBACK_COMPLETE"), "update"),
+    (heat_stack("ROLLBACK_FAILED"), "update"),
+])
+def test_the_stack_plan_trusts_the_digest_only_on_a_whole_stack(stack, action):
+    assert swarm_spec.swarm_stack_plan(stack, "spec-1", "s") == {"action": action, "problem": ""}
+
+
+@pytest.mark.parametrize(("status", "words"), [
+    ("CREATE_IN_PROGRESS", "stack s is CREATE_IN_PROGRESS (r): another run or an operator is changing it now"),
+    ("UPDATE_IN_PROGRESS", "stack s is UPDATE_IN_PROGRESS (r): another run or an operator is changing it now"),
+    ("DELETE_IN_PROGRESS", "stack s is DELETE_IN_PROGRESS (r): another run or an operator is changing it now"),
+    ("DELETE_FAILED", "stack s is DELETE_FAILED (r): Heat cannot update a stack that was being deleted"),
+    ("SUSPEND_COMPLETE", "stack s is SUSPEND_COMPLETE (r): its servers are suspended; resume it"),
+])
+def test_a_stack_no_run_can_act_on_is_one_sentence(status, words):
+    plan = swarm_spec.swarm_stack_plan(heat_stack(status, reason="r."), "spec-1", "s")
+    assert plan["action"] == "none" and plan["problem"].startswith(words), plan
+    assert plan["problem"].count(". ") == 0 and plan["problem"].endswith("then run again.")
+
+
+@pytest.mark.parametrize(("stack", "problem"), [
+    (heat_stack("CREATE_COMPLETE"), ""),
+    (heat_stack("UPDATE_COMPLETE"), ""),
+    (heat_stack("UPDATE_FAILED", reason="Resource UPDATE failed: No valid host was found."),
+     "stack s is UPDATE_FAILED (Resource UPDATE failed: No valid host was found) after this run's create or "
+     "update: fix what Heat names"),
+    (heat_stack("CREATE_FAILED"), "stack s is CREATE_FAILED after this run's create or update"),
+    (None, "stack s is in no known state after this run's create or update"),
+])
+def test_only_a_whole_stack_goes_on_to_the_inventory(stack, problem):
+    said = swarm_spec.swarm_stack_problem(stack, "s")
+    assert said.startswith(problem) and (said == "") == (problem == ""), said
