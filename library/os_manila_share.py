@@ -10,8 +10,9 @@ description:
     availability zone - and its access rules (a cephx user for CephFS, or an IP, with an access level).
   - Waits until the share is C(available) and the rules C(active).
   - Protocol, share type and availability zone cannot change in place; the module fails and says what to do.
-  - "Returns the export locations parsed - monitors, path and the CephFS file system name - and each rule's
-    C(access_key). The key is a secret - register the result and set C(no_log: true) on tasks that show it."
+  - "Returns the export locations parsed - monitors, path and the CephFS file system name - and the rules.
+    A rule's C(access_key) (the cephx secret) is returned only with O(include_access_keys), on a task that
+    sets C(no_log: true)."
   - Supports check mode and diff mode (the diff leaves the keys out).
 version_added: "0.1.0"
 author: container-infra
@@ -88,7 +89,8 @@ options:
     default: false
   include_access_keys:
     description:
-      - With O(state=query), report the rules' access keys too (mark the task C(no_log)).
+      - Return each rule's C(access_key) too (any O(state)). The keys are secrets - the module refuses
+        this option on a task without C(no_log: true). Without it no key is in the result.
     type: bool
     default: false
   wait:
@@ -114,6 +116,14 @@ EXAMPLES = r"""
         access_to: scratch-user
         access_level: rw
   register: share
+
+- name: The cephx key, for a task that writes the keyring (no_log, never shown)
+  os_manila_share:
+    cloud: sandbox
+    name: scratch
+    state: query
+    include_access_keys: true
+  register: share_keys
   no_log: true
 
 - name: Mount source for ceph-fuse / the kernel client
@@ -153,7 +163,7 @@ share:
     path: {description: The first export location's path., type: str}
     fs_name: {description: The CephFS file system name (from __mount_options)., type: str}
     access_rules:
-      description: The rules; access_key is a secret.
+      description: The rules (access_key only with O(include_access_keys)).
       type: list
       elements: dict
       contains:
@@ -161,7 +171,9 @@ share:
         access_to: {description: Who., type: str}
         access_level: {description: rw or ro., type: str}
         state: {description: active once applied., type: str}
-        access_key: {description: The cephx key (secret)., type: str}
+        access_key:
+          description: The cephx key (secret), only with O(include_access_keys) on a C(no_log) task.
+          type: str
 plan:
   description: What the run changes (or, in check mode, would change).
   returned: always

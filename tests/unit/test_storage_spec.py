@@ -253,6 +253,51 @@ def test_query_reports_a_share_by_id_without_keys_and_changes_nothing():
     assert os_manila_share.ensure(api, params(name="nothing", state="query")) == {"changed": False, "share": {}}
 
 
+AVAILABLE = {"id": SHARE_ID, "name": "s1", "share_proto": "CEPHFS", "status": "available", "size": 1,
+             "metadata": {"__mount_options": "fs=cephfs"}}
+RULE_U1 = [{"access_type": "cephx", "access_to": "u1", "access_level": "rw", "state": "present"}]
+
+
+@pytest.mark.parametrize("more", [
+    {"state": "present", "access_rules": RULE_U1},
+    {"state": "present", "access_rules": RULE_U1, "size": 1},
+    {"state": "query"},
+])
+def test_no_access_key_is_in_a_normal_result(more):
+    """Issue 15, finding 2: a task without no_log prints whatever the module returns."""
+    result = os_manila_share.ensure(fake_api([dict(AVAILABLE)]), params(**more))
+    assert result["share"]["access_rules"][0]["access_to"] == "u1"
+    assert "SECRET" not in str(result) and "access_key" not in str(result)
+    predicted = os_manila_share.ensure(fake_api([dict(AVAILABLE)]), params(**more), check_mode=True)
+    assert "SECRET" not in str(predicted)
+
+
+def test_the_access_keys_only_with_include_access_keys():
+    result = os_manila_share.ensure(fake_api([dict(AVAILABLE)]),
+                                    params(access_rules=RULE_U1, include_access_keys=True))
+    assert result["share"]["access_rules"][0]["access_key"] == "SECRET"
+
+
+@pytest.mark.parametrize("no_log", [False, None])
+def test_include_access_keys_on_a_task_without_no_log_is_refused_before_any_call(no_log):
+    from container_infra.cloud.module import ModuleFailure
+
+    module = SimpleNamespace(params=params(include_access_keys=True), check_mode=False)
+    if no_log is not None:
+        module.no_log = no_log
+    cloud = SimpleNamespace(manila=lambda: pytest.fail("no cloud call may be made"))
+    with pytest.raises(ModuleFailure) as caught:
+        os_manila_share.run(module, cloud)
+    assert str(caught.value).startswith("include_access_keys returns the cephx access keys, so the task must set "
+                                        "no_log: true"), caught.value
+
+
+def test_a_no_log_task_gets_the_keys_it_asked_for():
+    module = SimpleNamespace(params=params(state="query", include_access_keys=True), check_mode=False, no_log=True)
+    cloud = SimpleNamespace(manila=lambda: fake_api([dict(AVAILABLE)]).m)
+    assert os_manila_share.run(module, cloud)["share"]["access_rules"][0]["access_key"] == "SECRET"
+
+
 def test_a_rule_with_state_absent_is_denied_and_nothing_else():
     share = {"id": SHARE_ID, "name": "s1", "share_proto": "CEPHFS", "status": "available", "size": 1}
     steps = os_manila_share.plan(params(access_rules=[{"access_type": "cephx", "access_to": "u1", "state": "absent"}]),

@@ -6,8 +6,9 @@ asked (keys Manila keeps for itself, ``__*``, are left alone); protocol, share t
 zone cannot change in place, and the module says so. Access rules named in ``access_rules`` are
 added (a different access level: the rule is replaced) and waited for until ``active``; rules not
 named stay unless ``purge_access_rules``. The result carries the export locations parsed for CephFS
-(``monitors``, ``path``, ``fs_name``) and each rule's ``access_key`` (a secret: register the result
-with ``no_log: true`` where it is shown).
+(``monitors``, ``path``, ``fs_name``) and each rule; a rule's ``access_key`` (the cephx secret) only
+with ``include_access_keys``, which the module refuses on a task without ``no_log: true``, so that a
+task that shows its result never shows a key.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 from typing import Any
 
 from container_infra.cloud.errors import CloudError, explain
+from container_infra.cloud.module import ModuleFailure
 from container_infra.cloud.waiter import wait_for
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
@@ -270,19 +272,28 @@ def view(share: dict | None, rules: list[dict], locations: list[dict]) -> dict:
     }
 
 
+def without_keys(result: dict) -> dict:
+    """The result with no rule's access_key: what every run returns unless the keys are asked for."""
+    for share in (result.get("share"), *(result.get("diff") or {}).values()):
+        for rule in (share or {}).get("access_rules") or []:
+            if isinstance(rule, dict):
+                rule.pop("access_key", None)
+    return result
+
+
 def ensure(api: Share, params: dict, check_mode: bool = False) -> dict:
+    result = _ensure(api, params, check_mode)
+    return result if params.get("include_access_keys") else without_keys(result)
+
+
+def _ensure(api: Share, params: dict, check_mode: bool = False) -> dict:
     validate(params)
     name = params["name"]
     try:
         share = api.find(name)
         rules = api.rules(share["id"]) if share else []
         if params["state"] == "query":
-            # What exists; without include_access_keys, without the keys: such a result is safe to show.
-            found = _current(api, share, rules)
-            if not params.get("include_access_keys"):
-                for rule in found.get("access_rules", []):
-                    rule.pop("access_key", None)
-            return {"changed": False, "share": found}
+            return {"changed": False, "share": _current(api, share, rules)}
     except CloudError:
         raise
     except Exception as exc:
@@ -389,6 +400,11 @@ def _plan_view(steps: dict) -> dict:
 
 def run(module, cloud) -> dict:
     params = dict(module.params)
+    if params.get("include_access_keys") and not getattr(module, "no_log", False):
+        # The module cannot hide a returned value itself: only the task's no_log keeps the keys out of
+        # the output, the callback's files and -vvvv.
+        raise ModuleFailure("include_access_keys returns the cephx access keys, so the task must set no_log: "
+                            "true; set it (and register the result), or leave include_access_keys out")
     validate(params)
     api = Share(cloud.manila(), timeout=params.get("timeout", 1800), poll_interval=params.get("poll_interval", 5.0))
     return ensure(api, params, check_mode=module.check_mode)
