@@ -360,3 +360,34 @@ def test_a_missing_stack_is_found_false_only_when_heat_says_so():
     broken = SimpleNamespace(stacks=Stacks(_ksa("EndpointNotFound", "orchestration endpoint was not found")))
     with pytest.raises(CloudError):
         stack_facts(broken, "s1", missing_ok=True)
+
+
+# ------------------------------------------------------------------ bad clouds.yaml, wrong region
+@pytest.mark.parametrize(("text", "said"), [
+    ("clouds:\n  c: [unclosed\n", "is not valid YAML at line 3, column 1 (expected ',' or ']'"),
+    ("- c\n- d\n", "holds a list, not a mapping with a clouds: key"),
+    ("clouds: c\n", ": clouds is a string, not a mapping of cloud names"),
+    ("clouds:\n  c: just-a-name\n", ": clouds.c is a string, not a mapping of its settings"),
+    ("clouds:\n  c:\n    auth: 5\n", ": clouds.c.auth is a number, not a mapping (auth_url, ...)"),
+])
+def test_a_malformed_clouds_yaml_is_named_in_one_sentence(no_cloud_config, text, said):
+    from container_infra.cloud.connection import Cloud
+
+    no_cloud_config.write_text(text)
+    with pytest.raises(CloudError) as caught:
+        Cloud.connect({"cloud": "c"})
+    message = str(caught.value)
+    assert message.startswith(f"{no_cloud_config}{'' if said.startswith(':') else ' '}{said}"), message
+    assert message.endswith("; fix the file (clouds: a mapping of cloud names, each with an auth: mapping) and "
+                            "run again") and "\n" not in message
+
+
+def test_a_region_the_cloud_lacks_is_named_with_the_ones_it_has(no_cloud_config):
+    from container_infra.cloud.connection import Cloud
+
+    no_cloud_config.write_text("clouds:\n  c:\n    regions: [RegionOne, RegionTwo]\n    auth:\n"
+                               "      auth_url: http://127.0.0.1:1/v3\n")
+    with pytest.raises(CloudError) as caught:
+        Cloud.connect({"cloud": "c", "region_name": "regionone"})
+    assert str(caught.value) == ("region_name regionone is not a region of cloud c (it has RegionOne, RegionTwo; "
+                                 "names are case-sensitive); set region_name to one of those")

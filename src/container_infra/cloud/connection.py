@@ -11,6 +11,7 @@ is counted in :attr:`Cloud.api_calls`.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections import Counter
@@ -163,6 +164,62 @@ def _sdk_config_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+_BAD_REGION = re.compile(r"Region (?P<region>.+?) is not a valid region name for cloud (?P<cloud>.+?)\. "
+                         r"Valid choices are (?P<choices>.+?)\.")
+
+
+def region_problem(exc: BaseException, params: dict[str, Any]) -> str | None:
+    """openstacksdk's refusal of a region the cloud's entry does not list, as one sentence that says where the
+    region came from (its own says to name another cloud)."""
+    found = _BAD_REGION.search(str(exc))
+    if not found:
+        return None
+    source = "region_name" if params.get("region_name") else "the region (from clouds.yaml or OS_REGION_NAME)"
+    choices = ", ".join(c.strip() for c in found["choices"].split(","))
+    return (f"{source} {found['region']} is not a region of cloud {found['cloud']} (it has {choices}; "
+            "names are case-sensitive); set region_name to one of those")
+
+
+def _a(value: Any) -> str:
+    kind = {str: "a string", int: "a number", float: "a number", bool: "a boolean", list: "a list"}
+    return kind.get(type(value), "empty" if value is None else f"a {type(value).__name__}")
+
+
+def clouds_yaml_problem() -> str | None:
+    """One sentence on what is wrong with the clouds.yaml openstacksdk reads (the first that exists of
+    OS_CLIENT_CONFIG_FILE and its usual places), or None when its shape is sound."""
+    import os
+
+    import yaml
+    from openstack.config import loader
+
+    candidates = [os.environ.get("OS_CLIENT_CONFIG_FILE"), *loader.CONFIG_FILES]
+    path = next((p for p in candidates if p and os.path.isfile(p) and os.access(p, os.R_OK)), None)
+    if path is None or path.endswith(".json"):
+        return None
+    fix = "fix the file (clouds: a mapping of cloud names, each with an auth: mapping) and run again"
+    try:
+        with open(path) as stream:
+            data = yaml.safe_load(stream)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        said = getattr(exc, "problem", None) or "it does not parse"
+        return f"{path} is not valid YAML{where} ({said}); {fix}"
+    if not isinstance(data, dict):
+        return f"{path} holds {_a(data)}, not a mapping with a clouds: key; {fix}"
+    clouds = data.get("clouds", {})
+    if not isinstance(clouds, dict):
+        return f"{path}: clouds is {_a(clouds)}, not a mapping of cloud names; {fix}"
+    for name, entry in clouds.items():
+        if not isinstance(entry, dict):
+            return f"{path}: clouds.{name} is {_a(entry)}, not a mapping of its settings; {fix}"
+        auth = entry.get("auth")
+        if auth is not None and not isinstance(auth, dict):
+            return f"{path}: clouds.{name}.auth is {_a(auth)}, not a mapping (auth_url, ...); {fix}"
+    return None
+
+
 class Cloud:
     """One authenticated connection: ``.sdk``, ``.session`` and the service clients on that session."""
 
@@ -201,6 +258,11 @@ class Cloud:
             conn = openstack.connect(load_yaml_config=True, load_envvars=True, app_name="container-infra",
                                      app_version=_version(), **kwargs)
         except Exception as exc:
+            # openstacksdk reads a malformed clouds.yaml with errors such as "'str' object has no attribute
+            # 'keys'": name the file and what in it is wrong instead.
+            problem = clouds_yaml_problem() or region_problem(exc, params)
+            if problem:
+                raise CloudError(problem) from exc
             raise explain(exc, "connecting to", cloud_label(params)) from exc
         api_timeout = params.get("api_timeout")
         if api_timeout is None:
