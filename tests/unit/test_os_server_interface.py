@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 
 import pytest
 from keystoneauth1.exceptions.http import InternalServerError
@@ -222,6 +223,16 @@ def test_duplicate_server_names_ask_for_an_id():
     cloud.servers[1]["name"] = "node-0"
     with pytest.raises(CloudError, match="matches 2 servers"):
         ensure(cloud, params(servers=["node-0"]))
+
+
+def test_a_network_name_that_exists_twice_asks_for_its_id_and_attaches_nothing(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "NETS", [*NETS, {"id": "net-hte-2", "name": "hte", "mtu": 1500}])
+    cloud = FakeCloud(servers=1)
+    with pytest.raises(CloudError) as caught:
+        ensure(cloud, params(servers=["node-0"], interfaces=[{"network": "hte"}]))
+    assert str(caught.value) == ("network 'hte' (interfaces[0].network) matches 2 networks; give the network's id "
+                                 "instead")
+    assert not [call for call in cloud.calls if not call.startswith("GET")]
 
 
 def test_id_listings_stay_under_the_request_line_limit():

@@ -93,6 +93,34 @@ def test_a_typo_in_a_nested_spec_key_fails_before_anything_is_made(tmp_path, spe
     assert not (tmp_path / "key").exists() and not (tmp_path / "inv").exists()
 
 
+@pytest.mark.parametrize(("spec", "words"), [
+    ({}, "missing required arguments: name found in container_infra_cluster_spec"),
+    (MAGNUM | {"node_count": "three"}, "argument 'node_count' is of type str found in 'container_infra_cluster_spec'"),
+    (SWARM | {"nodegroups": [{"name": "gpu", "flavor": "bm.gpu", "node_count": "x"}]},
+     "argument 'node_count' is of type str found in 'container_infra_cluster_spec -> nodegroups'"),
+    (MAGNUM | {"networks": {"network": "hte"}}, "argument 'networks' is of type dict found in"),
+])
+def test_an_empty_spec_or_a_value_of_the_wrong_type_fails_before_anything_is_made(tmp_path, spec, words):
+    done = run_role(tmp_path, spec)
+    assert done.returncode != 0
+    (task, message), = failures(done)
+    assert task.startswith("container_infra_cluster : Validating arguments against arg spec"), task
+    assert words in message, message
+    assert not (tmp_path / "key").exists() and not (tmp_path / "inv").exists()
+
+
+@pytest.mark.parametrize(("spec", "first_cloud_call"), [
+    (MAGNUM | {"node_count": 0}, "Cluster template"),
+    (SWARM | {"node_count": 0}, "The Nova keypair as it is"),
+])
+def test_node_count_zero_is_a_spec_the_role_carries_out(tmp_path, spec, first_cloud_call):
+    """No worker in the default group is allowed (Magnum takes 0, a Swarm of managers only works): the spec's
+    checks pass it and the run goes on to its first cloud call (here to a cloud that does not exist)."""
+    done = run_role(tmp_path, spec)
+    (task, message), = failures(done)
+    assert task == f"container_infra_cluster : {first_cloud_call}" and "no-such-cloud" in message, (task, message)
+
+
 def test_a_magnum_network_on_a_nodegroup_the_cluster_lacks_is_refused_not_skipped(tmp_path):
     """As for a Swarm without Magnum (issue 15, finding 13): the same check, before anything is made."""
     done = run_role(tmp_path, MAGNUM | {"networks": [{"network": "lln", "nodegroups": ["gpux"]}]})

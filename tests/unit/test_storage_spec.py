@@ -298,6 +298,15 @@ def test_a_no_log_task_gets_the_keys_it_asked_for():
     assert os_manila_share.run(module, cloud)["share"]["access_rules"][0]["access_key"] == "SECRET"
 
 
+@pytest.mark.parametrize("state", ["present", "query", "absent"])
+def test_a_share_name_two_shares_have_is_refused_in_one_sentence(state):
+    twins = [dict(AVAILABLE), dict(AVAILABLE, id="9d5c2b1e-0000-4000-8000-000000000001")]
+    with pytest.raises(os_manila_share.CloudError) as caught:
+        os_manila_share.ensure(fake_api(twins), params(state=state, access_rules=RULE_U1))
+    assert str(caught.value) == ("share name 's1' matches 2 shares; rename or delete the duplicates "
+                                 "(`openstack share list --name ...`), then run again")
+
+
 def test_a_rule_with_state_absent_is_denied_and_nothing_else():
     share = {"id": SHARE_ID, "name": "s1", "share_proto": "CEPHFS", "status": "available", "size": 1}
     steps = os_manila_share.plan(params(access_rules=[{"access_type": "cephx", "access_to": "u1", "state": "absent"}]),
