@@ -102,3 +102,59 @@ def test_a_cephx_user_of_another_project_is_reported_and_removed(unique_name, os
     finally:
         osc.run("share", "delete", "--wait", unique_name, check=False)
         osc_admin.run("share", "delete", "--wait", theirs, check=False)
+
+
+def test_no_secret_reaches_the_output_or_a_file_others_can_read_even_at_vvvv(unique_name, osc, tmp_path):
+    """Issue 15 (secret scan): the cloud's password given inline and the share's cephx key, through a play at
+    -vvvv that makes a share without no_log (the result is shown), takes the key under no_log and writes the
+    keyring: neither secret in the output, Ansible's log or any file others may read."""
+    import os
+    import stat
+    import subprocess
+    from pathlib import Path
+
+    import yaml
+    from ansible_runner import BIN, REPO, ansible_env
+    from openstack.config import loader
+
+    auth = loader.OpenStackConfig().get_one("sandbox").config["auth"]
+    password = auth["password"]
+    inline = {"auth": {k: v for k, v in auth.items() if v}, "region_name": "RegionOne", "interface": "public"}
+    user = f"{unique_name}-user"
+    keyring = tmp_path / "out" / f"ceph.client.{user}.keyring"
+    keyring.parent.mkdir()
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "The share, its result shown", "register": "made",
+         "os_manila_share": share_args(unique_name, cloud=inline)},
+        {"name": "The key, under no_log", "register": "keys", "no_log": True,
+         "os_manila_share": {"cloud": inline, "name": unique_name, "state": "query", "include_access_keys": True}},
+        {"name": "The keyring", "no_log": True, "ansible.builtin.copy": {
+            "dest": str(keyring), "mode": "0600",
+            "content": "[client." + user + "]\n\tkey = {{ keys.share.access_rules | selectattr('access_to', 'eq', '"
+                       + user + "') | map(attribute='access_key') | first }}\n"}},
+        {"name": "Show what was made", "ansible.builtin.debug": {"var": "made"}}]}]
+    playbook = tmp_path / "play.yml"
+    playbook.touch(mode=0o600)  # the operator's own file with the password: theirs to keep private
+    playbook.write_text(yaml.safe_dump(play))
+    env = ansible_env(json_results=False, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
+                      ANSIBLE_LOG_PATH=str(tmp_path / "ansible.log"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
+                      ANSIBLE_REMOTE_TEMP=str(tmp_path / "tmp"), ANSIBLE_INVENTORY_ENABLED="host_list")
+    try:
+        done = subprocess.run([str(BIN / "ansible-playbook"), "-vvvv", "-i", "localhost,", "-c", "local",
+                               "-e", f"ansible_python_interpreter={BIN / 'python'}", str(playbook)],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        (key,) = [rule["Access Key"] for rule in osc.json("share", "access", "list", unique_name)]
+        assert key and password
+        assert f"key = {key}\n" in keyring.read_text() and stat.S_IMODE(keyring.stat().st_mode) == 0o600
+        output = done.stdout + done.stderr + (tmp_path / "ansible.log").read_text()
+        assert "access_key" not in done.stdout.split("TASK [Show what was made]")[1]
+        for secret in (key, password):
+            assert secret not in output
+        for where, _, files in os.walk(tmp_path):
+            for name in files:
+                path = Path(where, name)
+                holds = any(secret in path.read_text(errors="replace") for secret in (key, password))
+                assert not holds or not path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH), path
+    finally:
+        osc.run("share", "delete", unique_name, check=False)
