@@ -89,8 +89,8 @@ options:
     default: false
   include_access_keys:
     description:
-      - Return each rule's C(access_key) too (any O(state)). The keys are secrets - the module refuses
-        this option on a task without C(no_log: true). Without it no key is in the result.
+      - "Return each rule's C(access_key) too (any O(state)). The keys are secrets - the module refuses
+        this option on a task without C(no_log: true). Without it no key is in the result."
     type: bool
     default: false
   wait:
