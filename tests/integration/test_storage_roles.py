@@ -195,7 +195,7 @@ def test_a_restarted_node_gets_its_mount_back_and_the_run_says_so(storage, nodes
     assert run(node, f"cat {MOUNT}/hello").stdout.strip() == "from-a"
 
 
-def test_the_keys_are_never_in_the_output_even_at_vvvv(storage, osc):
+def test_the_keys_are_never_in_the_output_even_at_vvvv(storage, osc, nodes):
     keys = [rule["Access Key"] for rule in osc.json("share", "access", "list", SHARE)]
     assert keys and all(keys)
     done = storage.play([cephfs(SHARE, cephfs={"create": True, "size": 1, "share_type": "cephfs"})], "-vvvv",
@@ -203,6 +203,14 @@ def test_the_keys_are_never_in_the_output_even_at_vvvv(storage, osc):
     assert done.returncode == 0, done.stdout[-3000:]
     for key in keys:
         assert key not in done.stdout and key not in done.stderr
+    # On the nodes: the key is in the keyring, and in no file that group or others may read.
+    dirs = "/etc /root /home /tmp /var/tmp /var/log /run"
+    for node in nodes:
+        for key in keys:
+            assert run(node, f"sudo grep -rlF -- {key} /etc/ceph").stdout.strip(), node["name"]
+            readable = run(node, f"sudo find {dirs} -xdev -type f -perm /044 -size -2M "
+                                 f"-exec grep -lF -- {key} {{}} + 2>/dev/null", check=False)
+            assert readable.stdout.strip() == "", (node["name"], readable.stdout)
 
 
 @pytest.mark.parametrize(("entry", "words"), [
