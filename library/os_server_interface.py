@@ -12,12 +12,14 @@ description:
     the module was not asked about is never detached; with O(state=absent) and several ports on the
     network, O(interfaces[].fixed_ip) or O(interfaces[].port_name) must say which one goes.
   - The module creates each new port itself (named O(interfaces[].port_name), default
-    C(<server name>-<network name>), tagged C(container-infra) and O(port_tags) as it is created) and
-    attaches it through Nova's os-interface API; when Nova refuses the attachment, the new port is
-    deleted again, so a re-run after the fault finds no stray port.
+    C(<server name>-<network name>), described C(created by container-infra os_server_interface),
+    tagged C(container-infra) and O(port_tags) before it is attached) and attaches it through Nova's
+    os-interface API; when Nova refuses the attachment, the new port is deleted again, so a re-run
+    after the fault finds no stray port.
   - A run interrupted between making a port and attaching it leaves the port unattached in Neutron; the
-    next run adopts it (the port of that name on that network tagged C(container-infra), found by one
-    port listing made only when something is to be created) instead of making a second one.
+    next run adopts it (the unattached port of that name on that network with the toolkit's
+    description, found by one port listing made only when something is to be created), and tags it,
+    instead of making a second one.
   - Servers are worked on concurrently by a bounded pool (O(concurrency)); each server's ports one
     after another. The attached ports are waited for until ACTIVE.
   - Bulk requests only - one server listing, one network listing, one subnet listing, one security

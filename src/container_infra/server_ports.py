@@ -9,18 +9,20 @@ find -> plan -> apply:
    (same network and, when given, same fixed IP or subnet) is kept or updated in place, a missing
    one is created, and with ``state: absent`` the matching port -- only that one -- is detached and
    deleted. A missing port that lies unattached in Neutron with the name the module gives it and the
-   toolkit's tag (a run interrupted between making and attaching it) is adopted instead of made a
-   second time; those are found, only when something is to be created, by ONE more listing (the
-   toolkit's tag on the wanted networks);
+   toolkit's description (a run interrupted between making and attaching it) is adopted instead of made
+   a second time; those are found, only when something is to be created, by ONE more listing (the
+   toolkit's description on the wanted networks);
 3. apply (:func:`apply`): servers are worked on concurrently by a bounded pool, each server's
    actions one after another (Nova serialises attachments per server anyway); a port the module
    created is deleted again when Nova refuses to attach it, so a re-run finds no stray port; the
    attached ports are then waited for, all of them in one listing per poll, until ACTIVE.
 
-Every port the module makes carries :data:`TOOLKIT_TAG` and the caller's ``port_tags`` from its
-creation on (Neutron's tag-creation), so Neutron itself, not a file, records which ports the toolkit
+Every port the module makes carries :data:`DESCRIPTION`, :data:`TOOLKIT_TAG` and the caller's
+``port_tags`` before it is attached (the tags in the POST, and set again where Neutron dropped them:
+some keep no tags given at creation), so Neutron itself, not a file, records which ports the toolkit
 made: :func:`prune` detaches and deletes the ports of a tag that a caller no longer wants (the cluster
-role tags each cluster's ports with :func:`cluster_port_tag`).
+role tags each cluster's ports with :func:`cluster_port_tag`); a port interrupted before its tags were
+set is still found by its description, adopted and tagged by the next run.
 
 Check mode returns the plan; diff mode shows each server's interfaces before and after."""
 
@@ -41,7 +43,7 @@ VNIC_TYPES = ["normal", "direct", "direct-physical", "macvtap", "baremetal", "vi
 
 
 DESCRIPTION = "created by container-infra os_server_interface"
-#: On every port the toolkit makes: what an interrupted run's unattached port is found by.
+#: On every port the toolkit makes, with DESCRIPTION (which an interrupted run's unattached port is found by).
 TOOLKIT_TAG = "container-infra"
 #: Neutron before 2023.1 takes tags of 60 characters at most.
 TAG_LIMIT = 60
@@ -204,6 +206,11 @@ def _answers(port: dict, want: Want) -> bool:
     return True
 
 
+def made_here(port: dict) -> bool:
+    """Whether the toolkit made the port (its tag, or its description when the tags were never set)."""
+    return TOOLKIT_TAG in (port.get("tags") or []) or port.get("description") == DESCRIPTION
+
+
 def port_name(server: dict, want: Want) -> str:
     """The name of the port the module makes for ``want`` on ``server``."""
     return want.port_name or f"{server['name']}-{want.network_name}"
@@ -213,7 +220,7 @@ def _port_changes(port: dict, want: Want, tags: list[str] | None = None) -> dict
     changes: dict[str, Any] = {}
     # A port the toolkit made (before it tagged them, or for another caller) gets the caller's tags,
     # so that a later prune by tag finds it; another's port is never tagged, hence never pruned.
-    mine = TOOLKIT_TAG in (port.get("tags") or []) or port.get("description") == DESCRIPTION
+    mine = made_here(port)
     missing = [t for t in [TOOLKIT_TAG, *(tags or [])] if t not in (port.get("tags") or [])]
     if tags and mine and missing:
         changes["tags"] = sorted(set(port.get("tags") or []) | set(missing))
@@ -236,8 +243,8 @@ def plan(servers: list[dict], wants: list[Want], ports: list[dict], state: str =
          strays: list[dict] | None = None, tags: list[str] | None = None) -> list[Action]:
     """What to do, server by server, wanted interface by wanted interface (no API calls).
 
-    ``strays`` are unattached ports carrying :data:`TOOLKIT_TAG`: one with the name the module would
-    give a port to create, that answers the wanted interface, is adopted instead."""
+    ``strays`` are unattached ports: one the toolkit made (:func:`made_here`) with the name the module
+    would give a port to create, that answers the wanted interface, is adopted instead."""
     actions: list[Action] = []
     adopted: set[str] = set()
     for server in servers:
@@ -262,7 +269,7 @@ def plan(servers: list[dict], wants: list[Want], ports: list[dict], state: str =
                 continue
             if not candidates:
                 stray = next((p for p in strays or [] if p["id"] not in adopted and not p.get("device_id")
-                              and p.get("name") == port_name(server, want) and _answers(p, want)
+                              and made_here(p) and p.get("name") == port_name(server, want) and _answers(p, want)
                               and _vnic_type(p) == (want.vnic_type or "normal")), None)
                 if stray:
                     adopted.add(stray["id"])
@@ -323,6 +330,20 @@ def _update(api, port: dict, changes: dict) -> dict:
     return port
 
 
+def _create(api, body: dict) -> dict:
+    """A new port, its tags set before anything else happens to it (some Neutrons drop a POST's tags)."""
+    port = api.create_port(body)
+    if set(body["tags"]) - set(port.get("tags") or []):
+        try:
+            api.set_tags(port["id"], body["tags"])
+        except Exception:
+            with contextlib.suppress(Exception):  # an untagged port is not left behind; the tag error is reported
+                api.delete_port(port["id"])
+            raise
+        port = dict(port, tags=body["tags"])
+    return port
+
+
 def _apply_server(api, actions: list[Action], tags: list[str] | None = None) -> list[tuple[Action, dict | None]]:
     """One server's actions, one after another; returns (action, resulting port or None)."""
     done: list[tuple[Action, dict | None]] = []
@@ -341,7 +362,7 @@ def _apply_server(api, actions: list[Action], tags: list[str] | None = None) -> 
                 if action.kind == "adopt":
                     port = _update(api, action.port, action.changes)
                 else:
-                    port = api.create_port(port_body(action, tags))
+                    port = _create(api, port_body(action, tags))
             except Exception as exc:
                 verb = "updating the unattached port" if action.kind == "adopt" else "creating a port for"
                 raise explain(exc, verb, what) from exc
@@ -550,10 +571,11 @@ def ensure(api, params: dict, check_mode: bool = False) -> dict:
     actions = plan(servers, wants, ports, state, tags=tags)
     creates = [a for a in actions if a.kind == "create"]
     if creates:
-        # Only when something is to be made: the toolkit's unattached ports on those networks, in one listing.
+        # Only when something is to be made: the toolkit's ports on those networks, in one listing (by the
+        # description: a port interrupted before its tags were set has it too).
         network_ids = sorted({a.want.network["id"] for a in creates})
         try:
-            strays = api.list_ports(tags=[TOOLKIT_TAG], network_ids=network_ids)
+            strays = api.list_ports(description=DESCRIPTION, network_ids=network_ids)
         except Exception as exc:
             raise explain(exc, "listing the toolkit's unattached ports on", f"{len(network_ids)} network(s)") from exc
         actions = plan(servers, wants, ports, state, strays=strays, tags=tags)

@@ -25,8 +25,9 @@ SUBNETS = [
 class FakeCloud:
     """Nova + Neutron in memory, counting calls like Cloud.api_calls would."""
 
-    def __init__(self, servers=2, fail_attach=()):
+    def __init__(self, servers=2, fail_attach=(), keeps_post_tags=True):
         self.calls = []
+        self.keeps_post_tags = keeps_post_tags
         self.servers = [{"id": f"srv-{i}", "name": f"node-{i}"} for i in range(servers)]
         self.ports = {}
         self.ids = itertools.count(1)
@@ -69,17 +70,22 @@ class FakeCloud:
         self.calls.append("GET security-groups")
         return [{"id": "sg-default", "name": "default"}, {"id": "sg-hpc", "name": "hpc"}]
 
-    def list_ports(self, device_ids=None, ids=None, tags=None, network_ids=None):
-        self.calls.append("GET ports" if tags is None else "GET ports by tag")
-        if tags is not None:  # Neutron's tags= filter: every tag given; network_id=: any of those given
-            return [dict(p) for p in self.ports.values() if set(tags) <= set(p["tags"])
+    def list_ports(self, device_ids=None, ids=None, tags=None, network_ids=None, description=None):
+        if tags is not None or description is not None:
+            # Neutron's tags= filter: every tag given; description=: equal; network_id=: any of those given
+            self.calls.append("GET ports by tag" if tags is not None else "GET ports by description")
+            return [dict(p) for p in self.ports.values() if set(tags or []) <= set(p["tags"])
+                    and description in (None, p["description"])
                     and (not network_ids or p["network_id"] in network_ids)]
+        self.calls.append("GET ports")
         if device_ids is not None:
             return [dict(p) for p in self.ports.values() if p["device_id"] in device_ids]
         return [dict(p) for p in self.ports.values() if p["id"] in (ids or [])]
 
     def create_port(self, body):
         self.calls.append("POST ports")
+        if not self.keeps_post_tags:  # as the sandbox's Neutron does: the POST's tags are not kept
+            body = {k: v for k, v in body.items() if k != "tags"}
         return dict(self._port(body))
 
     def update_port(self, port_id, body):
@@ -253,14 +259,22 @@ def test_made_ports_carry_the_toolkit_tag_and_the_callers_from_their_creation():
     ensure(cloud, params(servers=["node-0"], interfaces=[{"network": "hte"}], port_tags=["cluster:c1"]))
     (made,) = port_named(cloud, "node-0-hte")
     assert made["tags"] == sorted([TOOLKIT_TAG, "cluster:c1"]) and made["description"] == DESCRIPTION
-    assert "PUT port tags" not in cloud.calls  # tagged in the POST itself: no window without the tag
+    assert "PUT port tags" not in cloud.calls  # tagged in the POST itself where Neutron keeps them
+
+
+def test_tags_a_neutron_drops_from_the_post_are_set_before_the_attachment():
+    cloud = FakeCloud(servers=1, keeps_post_tags=False)
+    ensure(cloud, params(servers=["node-0"], interfaces=[{"network": "hte"}], port_tags=["cluster:c1"]))
+    (made,) = port_named(cloud, "node-0-hte")
+    assert made["tags"] == sorted([TOOLKIT_TAG, "cluster:c1"]) and made["device_id"] == "srv-0"
+    assert cloud.calls.index("PUT port tags") < cloud.calls.index("POST os-interface")
 
 
 def test_interrupted_runs_unattached_port_is_adopted_not_made_twice():
     cloud = FakeCloud()
-    # What a run killed between POST /ports and the attachment leaves: the port, named and tagged, unattached.
-    stray = cloud._port({"network_id": "net-hte", "name": "node-0-hte", "description": DESCRIPTION,
-                         "tags": [TOOLKIT_TAG]})
+    # What a run killed between POST /ports and the attachment leaves: the port, named, unattached (and
+    # untagged when it was killed before the tags were set).
+    stray = cloud._port({"network_id": "net-hte", "name": "node-0-hte", "description": DESCRIPTION})
     cloud.calls.clear()
     result = ensure(cloud, params(port_tags=["cluster:c1"]))
     actions = {(i["server"], i["network"]): i["action"] for i in result["interfaces"]}
@@ -270,17 +284,20 @@ def test_interrupted_runs_unattached_port_is_adopted_not_made_twice():
     assert only["id"] == stray["id"] and only["device_id"] == "srv-0"
     assert sorted(only["tags"]) == sorted([TOOLKIT_TAG, "cluster:c1"])  # the caller's tag added
     assert result["servers"]["node-0"]["hte"]["port_id"] == stray["id"]
-    assert cloud.calls.count("GET ports by tag") == 1  # one listing for all servers and networks
+    assert cloud.calls.count("GET ports by description") == 1  # one listing for all servers and networks
     assert cloud.calls.count("POST ports") == 3
     assert not ensure(cloud, params(port_tags=["cluster:c1"]))["changed"]
 
 
+MADE = {"tags": [TOOLKIT_TAG], "description": DESCRIPTION}
+
+
 @pytest.mark.parametrize("stray", [
-    {"network_id": "net-hte", "name": "node-0-hte", "tags": []},  # not the toolkit's
-    {"network_id": "net-hte", "name": "someone-else", "tags": [TOOLKIT_TAG]},  # not the name it would make
-    {"network_id": "net-lln", "name": "node-0-hte", "tags": [TOOLKIT_TAG]},  # another network
-    {"network_id": "net-hte", "name": "node-0-hte", "tags": [TOOLKIT_TAG], "device_id": "srv-other"},  # in use
-    {"network_id": "net-hte", "name": "node-0-hte", "tags": [TOOLKIT_TAG], "binding:vnic_type": "direct"},
+    {"network_id": "net-hte", "name": "node-0-hte", "tags": [], "description": "someone's"},  # not the toolkit's
+    {"network_id": "net-hte", "name": "someone-else", **MADE},  # not the name it would make
+    {"network_id": "net-lln", "name": "node-0-hte", **MADE},  # another network
+    {"network_id": "net-hte", "name": "node-0-hte", **MADE, "device_id": "srv-other"},  # in use
+    {"network_id": "net-hte", "name": "node-0-hte", **MADE, "binding:vnic_type": "direct"},  # another vnic_type
 ])
 def test_only_the_toolkits_free_port_of_that_name_and_network_is_adopted(stray):
     cloud = FakeCloud(servers=1)
@@ -291,7 +308,7 @@ def test_only_the_toolkits_free_port_of_that_name_and_network_is_adopted(stray):
 
 def test_check_mode_predicts_the_adoption():
     cloud = FakeCloud(servers=1)
-    stray = cloud._port({"network_id": "net-hte", "name": "node-0-hte", "tags": [TOOLKIT_TAG]})
+    stray = cloud._port({"network_id": "net-hte", "name": "node-0-hte", **MADE})
     predicted = ensure(cloud, params(servers=["node-0"], interfaces=[{"network": "hte"}]), check_mode=True)
     assert [(i["action"], i["port_id"]) for i in predicted["interfaces"]] == [("adopt", stray["id"])]
     assert not [c for c in cloud.calls if not c.startswith("GET")]
@@ -302,7 +319,7 @@ def test_a_run_with_nothing_to_make_lists_no_unattached_ports():
     ensure(cloud, params())
     cloud.calls.clear()
     ensure(cloud, params())
-    assert "GET ports by tag" not in cloud.calls
+    assert not [c for c in cloud.calls if c.startswith("GET ports by")]
 
 
 def test_toolkit_ports_made_before_tagging_get_the_callers_tag_others_never():
