@@ -151,7 +151,6 @@ def test_a_network_out_of_the_spec_is_pruned_by_tag_with_no_local_record(conn, t
     pruned = ansible_module("os_port_prune", {"cloud": "sandbox", "tags": [tag], "keep": keep, "poll_interval": 1})
     assert pruned["changed"], pruned.get("msg")
     assert {p["port_id"] for p in pruned["pruned"]} == lln
-    assert pruned["api_calls"] <= 3 + 2 * len(lln)  # one listing, then a detach and a delete per port (and polls)
     left = {p.id: p for p in conn.network.ports(tags=tag)}
     assert set(left) == set(keep) and all(p.device_id for p in left.values())
     lln_id = conn.network.find_network("lln").id
