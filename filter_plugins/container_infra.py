@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from container_infra import credentials, inventory, magnum, swarm_spec
+from container_infra import credentials, inventory, magnum, server_ports, swarm_spec
 
 
 class FilterModule:
@@ -10,8 +10,8 @@ class FilterModule:
         return {
             "container_infra_host_groups": inventory.host_groups,
             "container_infra_hostvars": inventory.hostvars_of,
-            "container_infra_select_servers": inventory.select_servers,
-            "container_infra_provider_ports": inventory.provider_ports,
+            "container_infra_select_nodes": inventory.select_nodes,
+            "container_infra_port_tag": server_ports.cluster_port_tag,
             "container_infra_nic_interfaces": inventory.nic_interfaces,
             "container_infra_leaving_workers": swarm_spec.leaving_workers,
             "container_infra_swarm_spec_problems": swarm_spec.swarm_spec_problems,
@@ -21,6 +21,7 @@ class FilterModule:
             "container_infra_swarm_stack_plan": swarm_spec.swarm_stack_plan,
             "container_infra_swarm_stack_problem": swarm_spec.swarm_stack_problem,
             "container_infra_default_nodegroup": magnum.default_nodegroup,
+            "container_infra_node_count": magnum.node_count,
             "container_infra_network_problems": magnum.network_problems,
             "container_infra_cluster_name_problem": magnum.cluster_name_problem,
             "container_infra_ssh_fingerprint": credentials.ssh_fingerprint,

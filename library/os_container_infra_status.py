@@ -60,6 +60,13 @@ settled: {description: No operation in progress (or absent with O(absent_is_sett
 operation_failed: {description: The status ends in C(_FAILED)., returned: always, type: bool}
 nodes_active: {description: Nodes whose server is ACTIVE., returned: always, type: int}
 nodes_expected: {description: Nodes the cluster's nodegroups ask for., returned: always, type: int}
+nodes:
+  description:
+    - The nodes this look found (name, id, role, nodegroup, status), so that a caller attaches its
+      provider networks to them without discovering them again. Empty while the stack is being made.
+  returned: always
+  type: list
+  elements: dict
 elapsed: {description: Seconds since O(started)., returned: when started is given, type: float}
 driver_kind: {description: C(heat) or C(cluster_api)., returned: when found, type: str}
 progress: {description: One line for the operator (status, reason, nodes ACTIVE, elapsed)., returned: always, type: str}

@@ -12,8 +12,14 @@ description:
     the module was not asked about is never detached; with O(state=absent) and several ports on the
     network, O(interfaces[].fixed_ip) or O(interfaces[].port_name) must say which one goes.
   - The module creates each new port itself (named O(interfaces[].port_name), default
-    C(<server name>-<network name>)) and attaches it through Nova's os-interface API; when Nova refuses
-    the attachment, the new port is deleted again, so a re-run after the fault finds no stray port.
+    C(<server name>-<network name>), described C(created by container-infra os_server_interface),
+    tagged C(container-infra) and O(port_tags) before it is attached) and attaches it through Nova's
+    os-interface API; when Nova refuses the attachment, the new port is deleted again, so a re-run
+    after the fault finds no stray port.
+  - A run interrupted between making a port and attaching it leaves the port unattached in Neutron; the
+    next run adopts it (the unattached port of that name on that network with the toolkit's
+    description, found by one port listing made only when something is to be created), and tags it,
+    instead of making a second one.
   - Servers are worked on concurrently by a bounded pool (O(concurrency)); each server's ports one
     after another. The attached ports are waited for until ACTIVE.
   - Bulk requests only - one server listing, one network listing, one subnet listing, one security
@@ -78,6 +84,15 @@ options:
       tag:
         description: A device tag for the guest's metadata (Nova microversion 2.49).
         type: str
+  port_tags:
+    description:
+      - Neutron tags put on every port the module makes or adopts, and added to a matching port the
+        toolkit made earlier without them, so that M(os_port_prune) finds the ports by tag (the cluster
+        role tags each cluster's provider ports C(container-infra-cluster:<name>)).
+      - Each tag 1 to 60 characters, without a comma.
+    type: list
+    elements: str
+    default: []
   state:
     description: V(present) attaches missing ports; V(absent) detaches and deletes the matching ones.
     type: str
@@ -146,7 +161,7 @@ interfaces:
     server: {description: The server's name., type: str}
     server_id: {description: The server's id., type: str}
     network: {description: The network's name., type: str}
-    action: {description: "keep, create, update or delete", type: str}
+    action: {description: "keep, create, adopt (an unattached port of the toolkit's), update or delete", type: str}
     changes: {description: The port attributes changed in place (update)., type: dict}
     port_id: {description: The port (null in check mode for a port to create)., type: str}
     ip: {description: The port's fixed IP (the requested one, else the first)., type: str}

@@ -438,29 +438,14 @@ def network_warning(inventory: dict[str, Any], network: str | None) -> str | Non
 
 
 # ---------------------------------------------------------------------------- selections (the roles' filters)
-def select_servers(hostvars: dict[str, dict], roles: list[str] | None = None,
-                   nodegroups: list[str] | None = None) -> list[str]:
-    """Server ids of the hosts whose role is in ``roles`` and nodegroup in ``nodegroups`` (None: any)."""
+def select_nodes(nodes: list[dict], roles: list[str] | None = None, nodegroups: list[str] | None = None) -> list[str]:
+    """Server ids of discovered nodes (``{id, role, nodegroup}``, as os_container_infra_status returns
+    them) whose role is in ``roles`` and nodegroup in ``nodegroups`` (None: any), in name order."""
     return [
-        hv["container_infra_server_id"]
-        for _, hv in sorted(hostvars.items())
-        if (roles is None or hv.get("container_infra_role") in roles)
-        and (nodegroups is None or hv.get("container_infra_nodegroup") in nodegroups)
+        n["id"]
+        for n in sorted(nodes or [], key=lambda n: n["name"])
+        if (roles is None or n.get("role") in roles) and (nodegroups is None or n.get("nodegroup") in nodegroups)
     ]
-
-
-def provider_ports(hostvars: dict[str, dict], networks: list[str], keep_hosts: list[str] | None = None) -> list[str]:
-    """Port ids the hosts have on ``networks``, hosts named in ``keep_hosts`` left out, each id once."""
-    keep = set(keep_hosts or [])
-    ports: list[str] = []
-    for host, hv in sorted(hostvars.items()):
-        if host in keep:
-            continue
-        for network, entry in sorted((hv.get("container_infra_networks") or {}).items()):
-            port_id = (entry or {}).get("port_id")
-            if network in networks and port_id and port_id not in ports:
-                ports.append(port_id)
-    return ports
 
 
 def nic_interfaces(host_networks: dict[str, dict], wanted: list[str]) -> list[dict]:

@@ -23,6 +23,17 @@ HEAT = "heat"
 CLUSTER_API = "cluster_api"
 
 
+#: How many workers a cluster spec (or one of its nodegroups) has when it does not say: stated here only;
+#: the role reads it through the ``container_infra_node_count`` filter.
+DEFAULT_NODE_COUNT = 1
+
+
+def node_count(spec: dict | None) -> Any:
+    """The spec's (or a nodegroup's) ``node_count``, :data:`DEFAULT_NODE_COUNT` when it gives none."""
+    value = (spec or {}).get("node_count")
+    return DEFAULT_NODE_COUNT if value is None else value
+
+
 def default_nodegroup(role: str | None) -> str:
     """The default nodegroup of a node of ``role`` (masters ``default-master``, workers ``default-worker``)."""
     return DEFAULT_MASTER if role == "master" else DEFAULT_WORKER

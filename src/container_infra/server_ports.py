@@ -8,17 +8,28 @@ find -> plan -> apply:
 2. plan (pure, :func:`plan`): per server and wanted interface, the port that already answers it
    (same network and, when given, same fixed IP or subnet) is kept or updated in place, a missing
    one is created, and with ``state: absent`` the matching port -- only that one -- is detached and
-   deleted;
+   deleted. A missing port that lies unattached in Neutron with the name the module gives it and the
+   toolkit's description (a run interrupted between making and attaching it) is adopted instead of made
+   a second time; those are found, only when something is to be created, by ONE more listing (the
+   toolkit's description on the wanted networks);
 3. apply (:func:`apply`): servers are worked on concurrently by a bounded pool, each server's
    actions one after another (Nova serialises attachments per server anyway); a port the module
    created is deleted again when Nova refuses to attach it, so a re-run finds no stray port; the
    attached ports are then waited for, all of them in one listing per poll, until ACTIVE.
+
+Every port the module makes carries :data:`DESCRIPTION`, :data:`TOOLKIT_TAG` and the caller's
+``port_tags`` before it is attached (the tags in the POST, and set again where Neutron dropped them:
+some keep no tags given at creation), so Neutron itself, not a file, records which ports the toolkit
+made: :func:`prune` detaches and deletes the ports of a tag that a caller no longer wants (the cluster
+role tags each cluster's ports with :func:`cluster_port_tag`); a port interrupted before its tags were
+set is still found by its description, adopted and tagged by the next run.
 
 Check mode returns the plan; diff mode shows each server's interfaces before and after."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +43,18 @@ VNIC_TYPES = ["normal", "direct", "direct-physical", "macvtap", "baremetal", "vi
 
 
 DESCRIPTION = "created by container-infra os_server_interface"
+#: On every port the toolkit makes, with DESCRIPTION (which an interrupted run's unattached port is found by).
+TOOLKIT_TAG = "container-infra"
+#: Neutron before 2023.1 takes tags of 60 characters at most.
+TAG_LIMIT = 60
+
+
+def cluster_port_tag(cluster: str) -> str:
+    """The tag on a cluster's provider ports: the cluster's name, hashed when the tag would be too long."""
+    tag = f"container-infra-cluster:{cluster}"
+    if len(tag) <= TAG_LIMIT:
+        return tag
+    return f"container-infra-cluster:{hashlib.sha256(cluster.encode()).hexdigest()[:32]}"
 
 
 class InputError(CloudError):
@@ -60,9 +83,9 @@ class Want:
 
 @dataclass
 class Action:
-    """What to do for one (server, wanted interface): keep, create, update or delete a port."""
+    """What to do for one (server, wanted interface): keep, create, adopt, update or delete a port."""
 
-    kind: str  # "keep" | "create" | "update" | "delete"
+    kind: str  # "keep" | "create" | "adopt" | "update" | "delete"
     server: dict
     want: Want
     port: dict | None = None
@@ -183,8 +206,24 @@ def _answers(port: dict, want: Want) -> bool:
     return True
 
 
-def _port_changes(port: dict, want: Want) -> dict:
+def made_here(port: dict) -> bool:
+    """Whether the toolkit made the port (its tag, or its description when the tags were never set)."""
+    return TOOLKIT_TAG in (port.get("tags") or []) or port.get("description") == DESCRIPTION
+
+
+def port_name(server: dict, want: Want) -> str:
+    """The name of the port the module makes for ``want`` on ``server``."""
+    return want.port_name or f"{server['name']}-{want.network_name}"
+
+
+def _port_changes(port: dict, want: Want, tags: list[str] | None = None) -> dict:
     changes: dict[str, Any] = {}
+    # A port the toolkit made (before it tagged them, or for another caller) gets the caller's tags,
+    # so that a later prune by tag finds it; another's port is never tagged, hence never pruned.
+    mine = made_here(port)
+    missing = [t for t in [TOOLKIT_TAG, *(tags or [])] if t not in (port.get("tags") or [])]
+    if tags and mine and missing:
+        changes["tags"] = sorted(set(port.get("tags") or []) | set(missing))
     if want.port_name is not None and port.get("name") != want.port_name:
         changes["name"] = want.port_name
     if want.port_security_enabled is not None and port.get("port_security_enabled") != want.port_security_enabled:
@@ -196,9 +235,18 @@ def _port_changes(port: dict, want: Want) -> dict:
     return changes
 
 
-def plan(servers: list[dict], wants: list[Want], ports: list[dict], state: str = "present") -> list[Action]:
-    """What to do, server by server, wanted interface by wanted interface (no API calls)."""
+def _vnic_type(port: dict) -> str:
+    return port.get("binding:vnic_type") or "normal"
+
+
+def plan(servers: list[dict], wants: list[Want], ports: list[dict], state: str = "present",
+         strays: list[dict] | None = None, tags: list[str] | None = None) -> list[Action]:
+    """What to do, server by server, wanted interface by wanted interface (no API calls).
+
+    ``strays`` are unattached ports: one the toolkit made (:func:`made_here`) with the name the module
+    would give a port to create, that answers the wanted interface, is adopted instead."""
     actions: list[Action] = []
+    adopted: set[str] = set()
     for server in servers:
         own = [p for p in ports if p.get("device_id") == server["id"]]
         used: set[str] = set()
@@ -220,7 +268,16 @@ def plan(servers: list[dict], wants: list[Want], ports: list[dict], state: str =
                     actions.append(Action("keep", server, want, None))
                 continue
             if not candidates:
-                actions.append(Action("create", server, want))
+                stray = next((p for p in strays or [] if p["id"] not in adopted and not p.get("device_id")
+                              and made_here(p) and p.get("name") == port_name(server, want) and _answers(p, want)
+                              and _vnic_type(p) == (want.vnic_type or "normal")), None)
+                if stray:
+                    adopted.add(stray["id"])
+                    changes = _port_changes(stray, want, tags)
+                    changes.pop("name", None)
+                    actions.append(Action("adopt", server, want, stray, changes))
+                else:
+                    actions.append(Action("create", server, want))
                 continue
             port = candidates[0]
             used.add(port["id"])
@@ -229,17 +286,19 @@ def plan(servers: list[dict], wants: list[Want], ports: list[dict], state: str =
                     f"the port {port['id']} of server '{server['name']}' on network '{want.network_name}' has "
                     f"vnic_type {port.get('binding:vnic_type')}, not {want.vnic_type} (interfaces[{want.index}]); "
                     "a vnic_type cannot change while attached: remove the interface (state: absent) and add it again")
-            changes = _port_changes(port, want)
+            changes = _port_changes(port, want, tags)
             actions.append(Action("update" if changes else "keep", server, want, port, changes))
     return actions
 
 
-def port_body(action: Action) -> dict:
+def port_body(action: Action, tags: list[str] | None = None) -> dict:
     want, server = action.want, action.server
     body: dict[str, Any] = {
         "network_id": want.network["id"],
-        "name": want.port_name or f"{server['name']}-{want.network_name}",
+        "name": port_name(server, want),
         "description": DESCRIPTION,
+        # Tagged as it is made: a run interrupted before the attachment leaves a port the next finds.
+        "tags": sorted({TOOLKIT_TAG, *(tags or [])}),
     }
     if want.fixed_ip or want.subnet:
         fixed: dict[str, str] = {}
@@ -260,7 +319,32 @@ def port_body(action: Action) -> dict:
 
 
 # ---------------------------------------------------------------------------- apply
-def _apply_server(api, actions: list[Action]) -> list[tuple[Action, dict | None]]:
+def _update(api, port: dict, changes: dict) -> dict:
+    """The port's attributes changed in place; its tags through Neutron's tags API (not a port attribute)."""
+    rest = {k: v for k, v in changes.items() if k != "tags"}
+    if rest:
+        port = api.update_port(port["id"], rest)
+    if "tags" in changes:
+        api.set_tags(port["id"], changes["tags"])
+        port = dict(port, tags=changes["tags"])
+    return port
+
+
+def _create(api, body: dict) -> dict:
+    """A new port, its tags set before anything else happens to it (some Neutrons drop a POST's tags)."""
+    port = api.create_port(body)
+    if set(body["tags"]) - set(port.get("tags") or []):
+        try:
+            api.set_tags(port["id"], body["tags"])
+        except Exception:
+            with contextlib.suppress(Exception):  # an untagged port is not left behind; the tag error is reported
+                api.delete_port(port["id"])
+            raise
+        port = dict(port, tags=body["tags"])
+    return port
+
+
+def _apply_server(api, actions: list[Action], tags: list[str] | None = None) -> list[tuple[Action, dict | None]]:
     """One server's actions, one after another; returns (action, resulting port or None)."""
     done: list[tuple[Action, dict | None]] = []
     for action in actions:
@@ -270,14 +354,18 @@ def _apply_server(api, actions: list[Action]) -> list[tuple[Action, dict | None]
             done.append((action, action.port))
         elif action.kind == "update":
             try:
-                done.append((action, api.update_port(action.port["id"], action.changes)))
+                done.append((action, _update(api, action.port, action.changes)))
             except Exception as exc:
                 raise explain(exc, "updating the port of", what) from exc
-        elif action.kind == "create":
+        elif action.kind in ("create", "adopt"):
             try:
-                port = api.create_port(port_body(action))
+                if action.kind == "adopt":
+                    port = _update(api, action.port, action.changes)
+                else:
+                    port = _create(api, port_body(action, tags))
             except Exception as exc:
-                raise explain(exc, "creating a port for", what) from exc
+                verb = "updating the unattached port" if action.kind == "adopt" else "creating a port for"
+                raise explain(exc, verb, what) from exc
             try:
                 attachment = api.attach(server["id"], port["id"], action.want.tag)
             except Exception as exc:
@@ -317,7 +405,7 @@ def _wait(api, port_ids: list[str], predicate, timeout: float, poll_interval: fl
 
 
 def apply(api, actions: list[Action], concurrency: int = 10, wait: bool = True, timeout: float = 600,
-          poll_interval: float = 5.0) -> list[tuple[Action, dict | None]]:
+          poll_interval: float = 5.0, tags: list[str] | None = None) -> list[tuple[Action, dict | None]]:
     by_server: dict[str, list[Action]] = {}
     for action in actions:
         by_server.setdefault(action.server["id"], []).append(action)
@@ -329,7 +417,7 @@ def apply(api, actions: list[Action], concurrency: int = 10, wait: bool = True, 
         results += [(a, a.port) for a in group]
     if busy:
         with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(busy)))) as pool:
-            for future in [pool.submit(_apply_server, api, group) for group in busy]:
+            for future in [pool.submit(_apply_server, api, group, tags) for group in busy]:
                 try:
                     results += future.result()
                 except Exception as exc:
@@ -340,7 +428,7 @@ def apply(api, actions: list[Action], concurrency: int = 10, wait: bool = True, 
         raise CloudError(f"{message}{more}") from errors[0]
     if wait:
         attached = [port["id"] for action, port in results
-                    if action.kind in ("create", "update") and port and port.get("status") != "ACTIVE"]
+                    if action.kind in ("create", "adopt", "update") and port and port.get("status") != "ACTIVE"]
         if attached:
             fresh = _wait(api, attached, lambda p: p is not None and p.get("status") == "ACTIVE",
                           timeout, poll_interval, "to become ACTIVE")
@@ -373,6 +461,8 @@ def describe(port: dict | None, network: dict, want: Want | None = None) -> dict
 
 def predicted(action: Action) -> dict:
     """What check mode reports for a port it would create."""
+    if action.kind == "adopt":
+        return dict(describe(action.port, action.want.network, action.want), status=None)
     body = port_body(action)
     return {"port_id": None, "ip": action.want.fixed_ip, "mac": None, "mtu": action.want.network.get("mtu"),
             "network_id": action.want.network["id"], "port_name": body["name"], "status": None}
@@ -410,7 +500,7 @@ def report(actions: list[Action], results: list[tuple[Action, dict | None]] | No
             entry = None
         elif by_action is not None:
             entry = describe(by_action.get(id(action)), action.want.network, action.want)
-        elif action.kind == "create":
+        elif action.kind in ("create", "adopt"):
             entry = predicted(action)
         else:
             entry = dict(current or {}, **({"port_name": action.changes["name"]} if "name" in action.changes else {}))
@@ -419,7 +509,7 @@ def report(actions: list[Action], results: list[tuple[Action, dict | None]] | No
             old = _diff_view(describe(action.port, action.want.network))
             if old in views:
                 views.remove(old)
-        if entry and action.kind in ("create", "update"):
+        if entry and action.kind in ("create", "adopt", "update"):
             views.append(_diff_view(entry))
         if not views:
             del after[name][net]
@@ -462,17 +552,39 @@ def find(api, params: dict) -> tuple[list[dict], list[Want], list[dict]]:
     return servers, wants, ports
 
 
+def port_tags(tags: list[str] | None) -> list[str]:
+    """The caller's tags, checked: Neutron refuses commas (its tag filters split on them) and long tags."""
+    for tag in tags or []:
+        if not tag or "," in tag or len(tag) > TAG_LIMIT:
+            raise InputError(f"port tag '{tag}' must be 1 to {TAG_LIMIT} characters without a comma; "
+                             "shorten it or split it into two tags")
+    return sorted(set(tags or []))
+
+
 def ensure(api, params: dict, check_mode: bool = False) -> dict:
     """The whole module run over an API object (see :class:`container_infra.cloud.rest.Rest`)."""
     if params.get("concurrency", 10) < 1:
         raise InputError(f"concurrency must be 1 or more, not {params['concurrency']}")
+    tags = port_tags(params.get("port_tags"))
     servers, wants, ports = find(api, params)
-    actions = plan(servers, wants, ports, params.get("state", "present"))
+    state = params.get("state", "present")
+    actions = plan(servers, wants, ports, state, tags=tags)
+    creates = [a for a in actions if a.kind == "create"]
+    if creates:
+        # Only when something is to be made: the toolkit's ports on those networks, in one listing (by the
+        # description: a port interrupted before its tags were set has it too).
+        network_ids = sorted({a.want.network["id"] for a in creates})
+        try:
+            strays = api.list_ports(description=DESCRIPTION, network_ids=network_ids)
+        except Exception as exc:
+            raise explain(exc, "listing the toolkit's unattached ports on", f"{len(network_ids)} network(s)") from exc
+        actions = plan(servers, wants, ports, state, strays=strays, tags=tags)
     changed = any(a.changed for a in actions)
     results = None
     if changed and not check_mode:
         results = apply(api, actions, concurrency=params.get("concurrency", 10), wait=params.get("wait", True),
-                        timeout=params.get("timeout", 600), poll_interval=params.get("poll_interval", 5.0))
+                        timeout=params.get("timeout", 600), poll_interval=params.get("poll_interval", 5.0),
+                        tags=tags)
     elif not changed:
         results = [(a, a.port) for a in actions]
     out = report(actions, results, ports)
@@ -480,3 +592,42 @@ def ensure(api, params: dict, check_mode: bool = False) -> dict:
     return out
 
 
+
+
+# ---------------------------------------------------------------------------- prune by tag
+def prune(api, tags: list[str], keep: list[str], check_mode: bool = False, wait: bool = True,
+          timeout: float = 600, poll_interval: float = 5.0) -> dict:
+    """Detach (where attached) and delete every port carrying all ``tags`` except those in ``keep``.
+
+    ONE port listing finds them, whatever the number of servers: Neutron is the record of the ports
+    the toolkit made, so a lost or stale inventory file changes nothing here."""
+    tags = port_tags(tags)
+    if not tags:
+        raise InputError("tags is empty; give the tag(s) the ports to prune carry (a prune of every port "
+                         "is never meant)")
+    try:
+        found = api.list_ports(tags=tags)
+    except Exception as exc:
+        raise explain(exc, "listing the ports tagged", ", ".join(tags)) from exc
+    kept = set(keep or [])
+    gone = sorted((p for p in found if p["id"] not in kept), key=lambda p: (p.get("name") or "", p["id"]))
+    out = [{"port_id": p["id"], "port_name": p.get("name"), "network_id": p.get("network_id"),
+            "server_id": p.get("device_id") or None} for p in gone]
+    if check_mode or not gone:
+        return {"changed": bool(gone), "pruned": out}
+    attached = [p for p in gone if p.get("device_id") and (p.get("device_owner") or "").startswith("compute:")]
+    for port in attached:
+        try:
+            api.detach(port["device_id"], port["id"])
+        except Exception as exc:
+            raise explain(exc, "detaching the port", f"{port.get('name') or port['id']} "
+                                                     f"from server {port['device_id']}") from exc
+    if attached and wait:
+        _wait(api, [p["id"] for p in attached], lambda p: p is None or not p.get("device_id"), timeout,
+              poll_interval, "to be detached")
+    for port in gone:
+        try:
+            api.delete_port(port["id"])
+        except Exception as exc:
+            raise explain(exc, "deleting the port", port.get("name") or port["id"]) from exc
+    return {"changed": True, "pruned": out}

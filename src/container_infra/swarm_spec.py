@@ -6,7 +6,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from container_infra.magnum import DEFAULT_MASTER, DEFAULT_WORKER, default_nodegroup, placed_on, placement_problems
+from container_infra.magnum import (
+    DEFAULT_MASTER,
+    DEFAULT_WORKER,
+    default_nodegroup,
+    node_count,
+    placed_on,
+    placement_problems,
+)
 
 # A nodegroup's name is part of its servers' host names (<cluster>-<nodegroup>-<index>).
 SWARM_NODEGROUP_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
@@ -27,7 +34,7 @@ def swarm_spec_problems(spec: dict) -> list[str]:
     """What in a C(heat-swarm) cluster spec the toolkit's stack cannot build, one sentence each."""
     name = spec.get("name")
     problems = [p for p in (_count_problem("master_count", spec.get("master_count", 1), 1),
-                            _count_problem("node_count", spec.get("node_count", 1), 0)) if p]
+                            _count_problem("node_count", node_count(spec), 0)) if p]
     seen: list[str] = []
     for index, nodegroup in enumerate(spec.get("nodegroups") or []):
         group = (nodegroup or {}).get("name")
@@ -47,7 +54,7 @@ def swarm_spec_problems(spec: dict) -> list[str]:
                             "of workers only; its managers are master_count on master_flavor")
         if not (nodegroup or {}).get("flavor"):
             problems.append(f"{where} has no flavor; name the flavor of its servers")
-        count = _count_problem(f"{where}.node_count", (nodegroup or {}).get("node_count", 1), 0)
+        count = _count_problem(f"{where}.node_count", node_count(nodegroup), 0)
         if count:
             problems.append(count)
         unread = sorted(set(nodegroup or {}) - set(SWARM_NODEGROUP_KEYS))
@@ -85,7 +92,7 @@ def swarm_stack_nodegroups(spec: dict) -> list[dict]:
     """The extra nodegroups of a C(heat-swarm) spec as container_infra_swarm_stack takes them, each with the
     provider networks its nodes get."""
     return [{"name": ng["name"], "flavor": ng["flavor"], "image": ng.get("image") or spec.get("image"),
-             "node_count": int(ng.get("node_count", 1)),
+             "node_count": int(node_count(ng)),
              "networks": swarm_networks(spec.get("networks"), "worker", ng["name"])}
             for ng in spec.get("nodegroups") or []]
 
@@ -100,7 +107,7 @@ def leaving_workers(hostvars: dict[str, dict], stack_name: str, worker_count: in
     """The workers a stack update removes: a ResourceGroup drops its highest indexes, so
     ``<stack>-worker-<i>`` with ``i >= worker_count`` and ``<stack>-<nodegroup>-<i>`` with ``i`` at or above
     that nodegroup's ``node_count``; every worker of a nodegroup no longer in ``nodegroups`` goes too."""
-    counts = {ng["name"]: int(ng.get("node_count", 1)) for ng in nodegroups or []}
+    counts = {ng["name"]: int(node_count(ng)) for ng in nodegroups or []}
     out = []
     for host, hv in sorted(hostvars.items()):
         if hv.get("container_infra_role") != "worker":

@@ -8,6 +8,7 @@ from cloud_servers import boot_servers, delete_servers
 
 from container_infra.sandbox.faults import FaultClient
 from container_infra.sandbox.nodes import FAKE_ZONE
+from container_infra.server_ports import DESCRIPTION, TOOLKIT_TAG
 
 
 def boot(conn, name: str, count: int, metadata: dict | None = None) -> list:
@@ -135,3 +136,45 @@ def test_nova_refusing_the_device_leaves_no_port(conn, unique_name):
     finally:
         cleanup(conn, unique_name)
 
+
+
+def test_a_network_out_of_the_spec_is_pruned_by_tag_with_no_local_record(conn, two_servers, unique_name):
+    tag = f"container-infra-cluster:{unique_name}"
+    both = ansible_module("os_server_interface", args(two_servers, [{"network": "hte"}, {"network": "lln"}],
+                                                      port_tags=[tag]))
+    assert both["changed"], both.get("msg")
+    lln = {i["port_id"] for i in both["interfaces"] if i["network"] == "lln"}
+    # The spec without LLN, and nothing of the first run kept: the tag in Neutron says what to prune.
+    hte_only = ansible_module("os_server_interface", args(two_servers, [{"network": "hte"}], port_tags=[tag]))
+    assert not hte_only["changed"]
+    keep = [i["port_id"] for i in hte_only["interfaces"]]
+    pruned = ansible_module("os_port_prune", {"cloud": "sandbox", "tags": [tag], "keep": keep, "poll_interval": 1})
+    assert pruned["changed"], pruned.get("msg")
+    assert {p["port_id"] for p in pruned["pruned"]} == lln
+    left = {p.id: p for p in conn.network.ports(tags=tag)}
+    assert set(left) == set(keep) and all(p.device_id for p in left.values())
+    lln_id = conn.network.find_network("lln").id
+    for name in two_servers:
+        server = conn.compute.find_server(name)
+        assert not [p for p in conn.network.ports(device_id=server.id) if p.network_id == lln_id]
+    assert not ansible_module("os_port_prune", {"cloud": "sandbox", "tags": [tag], "keep": keep})["changed"]
+
+
+def test_an_interrupted_runs_unattached_port_is_adopted_not_made_twice(conn, two_servers, unique_name):
+    tag = f"container-infra-cluster:{unique_name}"
+    hte = conn.network.find_network("hte")
+    name = f"{two_servers[0]}-hte"
+    # What a run killed between making the port and attaching it leaves behind.
+    stray = conn.network.create_port(network_id=hte.id, name=name, description=DESCRIPTION)
+    conn.network.set_tags(stray, [TOOLKIT_TAG])
+    done = ansible_module("os_server_interface", args(two_servers, [{"network": "hte"}], port_tags=[tag]))
+    assert done["changed"], done.get("msg")
+    actions = {i["server"]: (i["action"], i["port_id"]) for i in done["interfaces"]}
+    assert actions[two_servers[0]] == ("adopt", stray.id)
+    assert actions[two_servers[1]][0] == "create"
+    named = list(conn.network.ports(network_id=hte.id, name=name))
+    assert [p.id for p in named] == [stray.id]
+    assert named[0].device_id == conn.compute.find_server(two_servers[0]).id
+    assert set(named[0].tags) == {TOOLKIT_TAG, tag}
+    again = ansible_module("os_server_interface", args(two_servers, [{"network": "hte"}], port_tags=[tag]))
+    assert not again["changed"]

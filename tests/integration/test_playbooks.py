@@ -8,6 +8,7 @@ steps in order; each test needs the ones before it (a failed step fails the rest
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 import uuid
@@ -24,7 +25,10 @@ NAME = f"play-{uuid.uuid4().hex[:6]}"
 GROUP = "cluster_" + NAME.replace("-", "_")
 
 
-def spec(node_count: int) -> dict:
+NETWORKS = [{"network": "hte"}, {"network": "lln", "roles": ["worker"]}]
+
+
+def spec(node_count: int, networks: list[dict] | None = None) -> dict:
     return {
         "container_infra_cluster_poll_interval": 3,
         "container_infra_clusters": [{
@@ -38,7 +42,7 @@ def spec(node_count: int) -> dict:
             "master_count": 1,
             "node_count": node_count,
             "nodegroups": [{"name": "gpu", "role": "worker", "flavor": "bm.gpu.a100", "node_count": 1}],
-            "networks": [{"network": "hte"}, {"network": "lln", "roles": ["worker"]}],
+            "networks": NETWORKS if networks is None else networks,
             "host_vars": {"ansible_ssh_common_args": "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no"},
         }],
     }
@@ -57,10 +61,11 @@ class Operator:
     def inventory(self) -> Path:
         return self.inventory_root / NAME / "hosts.yml"
 
-    def playbook(self, name: str, node_count: int, *extra: str, timeout: int = 1200) -> dict:
+    def playbook(self, name: str, node_count: int, *extra: str, timeout: int = 1200,
+                 networks: list[dict] | None = None) -> dict:
         """Run a playbook; its per-host stats (the json callback's), failing with its output if it failed."""
         spec_file = self.work / "spec.yml"
-        spec_file.write_text(yaml.safe_dump({**spec(node_count),
+        spec_file.write_text(yaml.safe_dump({**spec(node_count, networks),
                                              "container_infra_cluster_ssh_key_file": str(self.key),
                                              "container_infra_cluster_inventory_root": str(self.inventory_root)}))
         done = run([str(BIN / "ansible-playbook"), "-i", str(REPO / "inventories" / "sandbox" / "localhost.yml"),
@@ -218,6 +223,23 @@ def test_shrink_back_removes_nodes_and_their_ports(operator, cloud):
                   if net in ("hte", "lln")]
     remaining = [p.id for p in listed(cloud.sdk.network.ports) if p.id in gone_ports]
     assert remaining == [], remaining
+
+
+def test_a_lost_directory_still_detaches_a_network_taken_out_of_the_spec(operator, cloud):
+    """Neutron, not the written inventory, is the record of the provider ports (issue 14)."""
+    before = operator.hosts()
+    lln_ports = {v["container_infra_networks"]["lln"]["port_id"] for v in before.values()
+                 if "lln" in v["container_infra_networks"]}
+    hte_ports = {v["container_infra_networks"]["hte"]["port_id"] for v in before.values()}
+    assert len(lln_ports) == len(workers(operator)) and len(hte_ports) == len(before)
+    shutil.rmtree(operator.inventory.parent)  # a fresh checkout, a second operator, a lost directory
+    operator.playbook("cluster_create.yml", 3, networks=[{"network": "hte"}])
+    ports = {p.id: p for p in listed(cloud.sdk.network.ports)}
+    assert lln_ports & set(ports) == set(), "the LLN ports are still in Neutron"
+    assert hte_ports <= set(ports) and all(ports[p].device_id for p in hte_ports)
+    after = operator.hosts()
+    assert set(after) == set(before)
+    assert not [h for h, v in after.items() if "lln" in v["container_infra_networks"]]
 
 
 def test_delete_leaves_nothing_behind(operator, cloud):

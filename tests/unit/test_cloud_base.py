@@ -339,6 +339,36 @@ def test_the_status_module_reports_a_failed_operation_as_data_not_as_its_own_fai
     assert result["settled"]
 
 
+def test_status_returns_the_nodes_it_found_and_fails_when_a_settled_clusters_are_not(monkeypatch):
+    from types import SimpleNamespace
+
+    from container_infra import discovery
+    from container_infra.modules import os_container_infra_status
+
+    record = {"uuid": "c-1", "name": "demo", "status": "CREATE_IN_PROGRESS", "stack_id": "s-1",
+              "master_count": 1, "node_count": 1}
+    magnum = SimpleNamespace(clusters=SimpleNamespace(list=lambda: [record], get=lambda uuid: record),
+                             nodegroups=SimpleNamespace(list=lambda uuid, **kw: []))
+    module = SimpleNamespace(params={"name": "demo", "started": None, "absent_is_settled": False})
+    cloud = SimpleNamespace(magnum=lambda: magnum)
+    found = [{"name": "demo-m0", "id": "i-1", "role": "master", "nodegroup": "default-master", "status": "ACTIVE",
+              "addresses": {}}]
+    monkeypatch.setattr(discovery, "discover", lambda *a, **kw: {"nodes": found})
+    result = os_container_infra_status.run(module, cloud)
+    assert result["nodes"] == [{"name": "demo-m0", "id": "i-1", "role": "master", "nodegroup": "default-master",
+                                "status": "ACTIVE"}]
+    assert result["nodes_active"] == 1
+
+    def missing(*args, **kwargs):
+        raise CloudError("stack s-1 was not found")
+
+    monkeypatch.setattr(discovery, "discover", missing)
+    assert os_container_infra_status.run(module, cloud)["nodes"] == []  # still being made
+    record["status"] = "CREATE_COMPLETE"
+    with pytest.raises(CloudError, match="was not found"):
+        os_container_infra_status.run(module, cloud)
+
+
 # ------------------------------------------------------------------ a stack that is gone (issue 15, finding 7)
 def test_a_missing_stack_is_found_false_only_when_heat_says_so():
     from container_infra.heat import stack_facts

@@ -19,6 +19,7 @@ from container_infra.modules import (
     os_container_infra_config,
     os_container_infra_template,
     os_manila_share,
+    os_port_prune,
     os_server_interface,
     os_stack_facts,
 )
@@ -31,6 +32,7 @@ MODULES = {
     "os_container_infra_config": (os_container_infra_config.ARGUMENT_SPEC, "container_infra.no_wait"),
     "os_stack_facts": (os_stack_facts.ARGUMENT_SPEC, "container_infra.no_wait"),
     "os_server_interface": (os_server_interface.ARGUMENT_SPEC, "container_infra.wait"),
+    "os_port_prune": (os_port_prune.ARGUMENT_SPEC, "container_infra.wait"),
     "os_manila_share": (os_manila_share.ARGUMENT_SPEC, "container_infra.wait"),
 }
 WAIT_OPTIONS = {"wait", "timeout", "poll_interval"}

@@ -9,7 +9,7 @@ import pytest
 from keystoneauth1.exceptions.http import InternalServerError
 
 from container_infra.cloud.errors import CloudError
-from container_infra.server_ports import ensure
+from container_infra.server_ports import DESCRIPTION, TOOLKIT_TAG, ensure, prune
 
 NETS = [
     {"id": "net-hte", "name": "hte", "mtu": 9000},
@@ -26,8 +26,9 @@ SUBNETS = [
 class FakeCloud:
     """Nova + Neutron in memory, counting calls like Cloud.api_calls would."""
 
-    def __init__(self, servers=2, fail_attach=()):
+    def __init__(self, servers=2, fail_attach=(), keeps_post_tags=True):
         self.calls = []
+        self.keeps_post_tags = keeps_post_tags
         self.servers = [{"id": f"srv-{i}", "name": f"node-{i}"} for i in range(servers)]
         self.ports = {}
         self.ids = itertools.count(1)
@@ -47,7 +48,9 @@ class FakeCloud:
                 "status": "ACTIVE" if body.get("device_id") else "DOWN",
                 "security_groups": body.get("security_groups", ["sg-default"]),
                 "port_security_enabled": body.get("port_security_enabled", True),
-                "binding:vnic_type": body.get("binding:vnic_type", "normal")}
+                "binding:vnic_type": body.get("binding:vnic_type", "normal"),
+                "description": body.get("description", ""), "tags": list(body.get("tags", [])),
+                "device_owner": "compute:nova" if body.get("device_id") else ""}
         self.ports[port["id"]] = port
         return port
 
@@ -68,7 +71,13 @@ class FakeCloud:
         self.calls.append("GET security-groups")
         return [{"id": "sg-default", "name": "default"}, {"id": "sg-hpc", "name": "hpc"}]
 
-    def list_ports(self, device_ids=None, ids=None):
+    def list_ports(self, device_ids=None, ids=None, tags=None, network_ids=None, description=None):
+        if tags is not None or description is not None:
+            # Neutron's tags= filter: every tag given; description=: equal; network_id=: any of those given
+            self.calls.append("GET ports by tag" if tags is not None else "GET ports by description")
+            return [dict(p) for p in self.ports.values() if set(tags or []) <= set(p["tags"])
+                    and description in (None, p["description"])
+                    and (not network_ids or p["network_id"] in network_ids)]
         self.calls.append("GET ports")
         if device_ids is not None:
             return [dict(p) for p in self.ports.values() if p["device_id"] in device_ids]
@@ -76,12 +85,18 @@ class FakeCloud:
 
     def create_port(self, body):
         self.calls.append("POST ports")
+        if not self.keeps_post_tags:  # as the sandbox's Neutron does: the POST's tags are not kept
+            body = {k: v for k, v in body.items() if k != "tags"}
         return dict(self._port(body))
 
     def update_port(self, port_id, body):
         self.calls.append("PUT port")
         self.ports[port_id].update(body)
         return dict(self.ports[port_id])
+
+    def set_tags(self, port_id, tags):
+        self.calls.append("PUT port tags")
+        self.ports[port_id]["tags"] = list(tags)
 
     def delete_port(self, port_id):
         self.calls.append("DELETE port")
@@ -91,12 +106,12 @@ class FakeCloud:
         self.calls.append("POST os-interface")
         if server_id in self.fail_attach:
             raise InternalServerError(message=f"Failed to attach network adapter device to {server_id}")
-        self.ports[port_id].update(device_id=server_id, status="ACTIVE")
+        self.ports[port_id].update(device_id=server_id, device_owner="compute:nova", status="ACTIVE")
         return {"port_id": port_id, "port_state": "ACTIVE"}
 
     def detach(self, server_id, port_id):
         self.calls.append("DELETE os-interface")
-        self.ports[port_id].update(device_id="", status="DOWN")
+        self.ports[port_id].update(device_id="", device_owner="", status="DOWN")
 
 
 def params(**overrides):
@@ -243,3 +258,120 @@ def test_id_listings_stay_under_the_request_line_limit():
     assert [i for g in groups for i in g] == ids
     assert all(len("&".join(f"device_id={i}" for i in g)) <= 3000 for g in groups)
     assert len(groups) == 4
+
+
+# ---------------------------------------------------------------------------- Neutron as the record
+def port_named(cloud, name):
+    return [p for p in cloud.ports.values() if p["name"] == name]
+
+
+def test_made_ports_carry_the_toolkit_tag_and_the_callers_from_their_creation():
+    cloud = FakeCloud(servers=1)
+    ensure(cloud, params(servers=["node-0"], interfaces=[{"network": "hte"}], port_tags=["cluster:c1"]))
+    (made,) = port_named(cloud, "node-0-hte")
+    assert made["tags"] == sorted([TOOLKIT_TAG, "cluster:c1"]) and made["description"] == DESCRIPTION
+    assert "PUT port tags" not in cloud.calls  # tagged in the POST itself where Neutron keeps them
+
+
+def test_tags_a_neutron_drops_from_the_post_are_set_before_the_attachment():
+    cloud = FakeCloud(servers=1, keeps_post_tags=False)
+    ensure(cloud, params(servers=["node-0"], interfaces=[{"network": "hte"}], port_tags=["cluster:c1"]))
+    (made,) = port_named(cloud, "node-0-hte")
+    assert made["tags"] == sorted([TOOLKIT_TAG, "cluster:c1"]) and made["device_id"] == "srv-0"
+    assert cloud.calls.index("PUT port tags") < cloud.calls.index("POST os-interface")
+
+
+def test_interrupted_runs_unattached_port_is_adopted_not_made_twice():
+    cloud = FakeCloud()
+    # What a run killed between POST /ports and the attachment leaves: the port, named, unattached (and
+    # untagged when it was killed before the tags were set).
+    stray = cloud._port({"network_id": "net-hte", "name": "node-0-hte", "description": DESCRIPTION})
+    cloud.calls.clear()
+    result = ensure(cloud, params(port_tags=["cluster:c1"]))
+    actions = {(i["server"], i["network"]): i["action"] for i in result["interfaces"]}
+    assert actions == {("node-0", "hte"): "adopt", ("node-0", "lln"): "create",
+                       ("node-1", "hte"): "create", ("node-1", "lln"): "create"}
+    (only,) = port_named(cloud, "node-0-hte")
+    assert only["id"] == stray["id"] and only["device_id"] == "srv-0"
+    assert sorted(only["tags"]) == sorted([TOOLKIT_TAG, "cluster:c1"])  # the caller's tag added
+    assert result["servers"]["node-0"]["hte"]["port_id"] == stray["id"]
+    assert cloud.calls.count("GET ports by description") == 1  # one listing for all servers and networks
+    assert cloud.calls.count("POST ports") == 3
+    assert not ensure(cloud, params(port_tags=["cluster:c1"]))["changed"]
+
+
+MADE = {"tags": [TOOLKIT_TAG], "description": DESCRIPTION}
+
+
+@pytest.mark.parametrize("stray", [
+    {"network_id": "net-hte", "name": "node-0-hte", "tags": [], "description": "someone's"},  # not the toolkit's
+    {"network_id": "net-hte", "name": "someone-else", **MADE},  # not the name it would make
+    {"network_id": "net-lln", "name": "node-0-hte", **MADE},  # another network
+    {"network_id": "net-hte", "name": "node-0-hte", **MADE, "device_id": "srv-other"},  # in use
+    {"network_id": "net-hte", "name": "node-0-hte", **MADE, "binding:vnic_type": "direct"},  # another vnic_type
+])
+def test_only_the_toolkits_free_port_of_that_name_and_network_is_adopted(stray):
+    cloud = FakeCloud(servers=1)
+    cloud._port(stray)
+    result = ensure(cloud, params(servers=["node-0"], interfaces=[{"network": "hte"}]))
+    assert [i["action"] for i in result["interfaces"]] == ["create"]
+
+
+def test_check_mode_predicts_the_adoption():
+    cloud = FakeCloud(servers=1)
+    stray = cloud._port({"network_id": "net-hte", "name": "node-0-hte", **MADE})
+    predicted = ensure(cloud, params(servers=["node-0"], interfaces=[{"network": "hte"}]), check_mode=True)
+    assert [(i["action"], i["port_id"]) for i in predicted["interfaces"]] == [("adopt", stray["id"])]
+    assert not [c for c in cloud.calls if not c.startswith("GET")]
+
+
+def test_a_run_with_nothing_to_make_lists_no_unattached_ports():
+    cloud = FakeCloud()
+    ensure(cloud, params())
+    cloud.calls.clear()
+    ensure(cloud, params())
+    assert not [c for c in cloud.calls if c.startswith("GET ports by")]
+
+
+def test_toolkit_ports_made_before_tagging_get_the_callers_tag_others_never():
+    cloud = FakeCloud(servers=1)
+    old = cloud._port({"network_id": "net-hte", "name": "node-0-hte", "description": DESCRIPTION,
+                       "device_id": "srv-0"})
+    foreign = cloud._port({"network_id": "net-lln", "name": "magnum-made", "device_id": "srv-0"})
+    result = ensure(cloud, params(servers=["node-0"], port_tags=["cluster:c1"]))
+    assert {i["network"]: i["action"] for i in result["interfaces"]} == {"hte": "update", "lln": "keep"}
+    assert sorted(cloud.ports[old["id"]]["tags"]) == sorted([TOOLKIT_TAG, "cluster:c1"])
+    assert cloud.ports[foreign["id"]]["tags"] == []
+    assert not ensure(cloud, params(servers=["node-0"], port_tags=["cluster:c1"]))["changed"]
+
+
+def test_a_port_tag_with_a_comma_is_refused():
+    with pytest.raises(CloudError, match="without a comma"):
+        ensure(FakeCloud(), params(port_tags=["a,b"]))
+
+
+def test_prune_detaches_and_deletes_the_tags_ports_not_kept_in_one_listing():
+    cloud = FakeCloud()
+    ensure(cloud, params(port_tags=["cluster:c1"]))
+    other = {"network": "hte", "fixed_ip": "10.60.0.77", "port_name": "other"}
+    ensure(cloud, params(servers=["node-0"], interfaces=[other], port_tags=["cluster:c2"]))
+    kept = [p["id"] for p in cloud.ports.values() if p["network_id"] == "net-hte" and "cluster:c1" in p["tags"]]
+    orphan = cloud._port({"network_id": "net-lln", "name": "node-9-lln", "tags": [TOOLKIT_TAG, "cluster:c1"]})
+    cloud.calls.clear()
+    predicted = prune(cloud, ["cluster:c1"], kept, check_mode=True, poll_interval=0.01)
+    assert predicted["changed"] and len(predicted["pruned"]) == 3
+    assert cloud.calls == ["GET ports by tag"]
+    cloud.calls.clear()
+    done = prune(cloud, ["cluster:c1"], kept, poll_interval=0.01, timeout=5)
+    assert sorted(p["port_id"] for p in done["pruned"]) == sorted(p["port_id"] for p in predicted["pruned"])
+    assert orphan["id"] not in cloud.ports
+    assert cloud.calls.count("GET ports by tag") == 1 and cloud.calls.count("DELETE os-interface") == 2
+    left = {p["network_id"] for p in cloud.ports.values() if "cluster:c1" in p["tags"]}
+    assert left == {"net-hte"}
+    assert [p["name"] for p in cloud.ports.values() if "cluster:c2" in p["tags"]] == ["other"]
+    assert not prune(cloud, ["cluster:c1"], kept)["changed"]
+
+
+def test_prune_refuses_no_tag():
+    with pytest.raises(CloudError, match="tags is empty"):
+        prune(FakeCloud(), [], [])

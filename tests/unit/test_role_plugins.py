@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from container_infra import inventory, magnum_cluster, swarm_spec
+from container_infra import inventory, magnum, magnum_cluster, server_ports, swarm_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,8 @@ def test_the_filter_plugin_names_package_functions():
     assert filters["container_infra_hostvars"] is inventory.hostvars_of
     assert filters["container_infra_swarm_spec_problems"] is swarm_spec.swarm_spec_problems
     assert {f.__module__ for f in filters.values()} == {"container_infra.inventory", "container_infra.magnum",
-                                                        "container_infra.swarm_spec", "container_infra.credentials"}
+                                                        "container_infra.swarm_spec", "container_infra.credentials",
+                                                        "container_infra.server_ports"}
 
 INVENTORY = {
     "all": {
@@ -64,22 +65,32 @@ def test_hostvars_merge_a_host_listed_in_several_groups():
     assert set(hostvars) == {"m0", "w0", "g0"}
 
 
+NODES = [{"name": "m0", "id": "id-m0", "role": "master", "nodegroup": "default-master"},
+         {"name": "w0", "id": "id-w0", "role": "worker", "nodegroup": "default-worker"},
+         {"name": "g0", "id": "id-g0", "role": "worker", "nodegroup": "gpu"}]
+
+
 @pytest.mark.parametrize(("roles", "nodegroups", "expected"), [
     (None, None, ["id-g0", "id-m0", "id-w0"]),
     (["worker"], None, ["id-g0", "id-w0"]),
     (["master", "worker"], ["gpu"], ["id-g0"]),
     (["master"], ["gpu"], []),
 ])
-def test_select_servers_by_role_and_nodegroup(roles, nodegroups, expected):
-    hostvars = inventory.hostvars_of(INVENTORY)
-    assert inventory.select_servers(hostvars, roles, nodegroups) == expected
+def test_select_nodes_by_role_and_nodegroup(roles, nodegroups, expected):
+    assert inventory.select_nodes(NODES, roles, nodegroups) == expected
+    assert inventory.select_nodes([], roles, nodegroups) == []
 
 
-def test_provider_ports_skip_kept_hosts_and_other_networks():
-    hostvars = inventory.hostvars_of(INVENTORY)
-    assert inventory.provider_ports(hostvars, ["hte", "lln"], ["w0"]) == ["p-g0-lln", "p-m0-hte"]
-    assert inventory.provider_ports(hostvars, ["lln"]) == ["p-g0-lln", "p-w0-lln"]
-    assert inventory.provider_ports({}, ["hte"]) == []
+def test_node_count_has_one_default():
+    assert magnum.node_count({}) == magnum.node_count(None) == magnum.DEFAULT_NODE_COUNT == 1
+    assert magnum.node_count({"node_count": 0}) == 0
+    assert swarm_spec.swarm_stack_nodegroups({"nodegroups": [{"name": "g", "flavor": "f"}]})[0]["node_count"] == 1
+
+
+def test_cluster_port_tag_fits_neutron():
+    assert server_ports.cluster_port_tag("demo") == "container-infra-cluster:demo"
+    long = server_ports.cluster_port_tag("c" * 80)
+    assert len(long) <= server_ports.TAG_LIMIT and long != server_ports.cluster_port_tag("c" * 81)
 
 
 def test_nic_interfaces_leave_out_what_is_unset():

@@ -37,19 +37,21 @@ def run(module, cloud) -> dict[str, Any]:
             raise CloudError(f"cluster {name} was not found in the project; create it first (state=present), "
                              "or check its name with `openstack coe cluster list`")
         return {"changed": False, "found": False, "status": None, "settled": True, "operation_failed": False,
-                "nodes_active": 0, "nodes_expected": 0, "elapsed": elapsed,
+                "nodes_active": 0, "nodes_expected": 0, "nodes": [], "elapsed": elapsed,
                 "progress": progress_line(name, None, "deleted", 0, 0, elapsed)}
     status = cluster.get("status")
     nodegroups = mg.list_nodegroups(magnum, cluster["uuid"])
     expected = sum(int(ng.get("node_count") or 0) for ng in nodegroups) or \
         int(cluster.get("master_count") or 0) + int(cluster.get("node_count") or 0)
-    active = 0
+    nodes: list[dict] = []
     if mg.stack_ref(cluster):
         try:
-            found = discovery.discover(cloud, cluster, nodegroups)
-            active = sum(1 for n in found["nodes"] if n.get("status") == "ACTIVE")
+            nodes = discovery.discover(cloud, cluster, nodegroups)["nodes"]
         except CloudError:
-            active = 0  # the stack is still being made: no nodes to count yet
+            if settled(status):
+                raise  # a settled cluster's nodes must be found: the role attaches its networks to them
+            nodes = []  # the stack is still being made: no nodes to count yet
+    active = sum(1 for n in nodes if n.get("status") == "ACTIVE")
     return {
         "changed": False,
         "found": True,
@@ -62,6 +64,9 @@ def run(module, cloud) -> dict[str, Any]:
         "operation_failed": bool(status) and status.endswith("_FAILED"),
         "nodes_active": active,
         "nodes_expected": expected,
+        # The nodes as this poll found them, so that the role attaches the provider networks to the nodes
+        # of its last poll without discovering them a second time.
+        "nodes": [{k: n.get(k) for k in ("name", "id", "role", "nodegroup", "status")} for n in nodes],
         "elapsed": elapsed,
         "driver_kind": cluster.get("driver_kind"),
         "progress": progress_line(name, status, cluster.get("status_reason"), active, expected, elapsed),

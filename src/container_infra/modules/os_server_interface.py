@@ -23,6 +23,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
             "tag": {"type": "str"},
         },
     },
+    "port_tags": {"type": "list", "elements": "str", "default": []},
     "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
     "concurrency": {"type": "int", "default": 10},
 }
