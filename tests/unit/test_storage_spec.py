@@ -131,7 +131,8 @@ def test_export_location_and_file_system_name_come_from_the_projects_parser():
     facts = storage.manila_facts(requests(), [{"share": manila_share()}])
     assert facts["c1/scratch"] | {"access_key": None} == {
         "id": SHARE_ID, "monitors": ["10.80.0.2:6789"], "path": f"/volumes/_nogroup/{SHARE_ID}/5d1c",
-        "fs_name": "cephfs", "access_rule_id": "rule-1", "access_key": None, "user": "container-infra-c1-scratch"}
+        "fs_name": "cephfs", "access_rule_id": "rule-1", "access_key": None, "user": "container-infra-c1-scratch",
+        "size": None, "share_type": None}
 
 
 def test_a_fuse_mount_has_its_own_ceph_conf_a_private_keyring_and_an_fstab_line():
