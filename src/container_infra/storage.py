@@ -326,7 +326,10 @@ def cephfs_mount(entry: dict, share: dict, with_secret: bool = False) -> dict:
     return {"name": entry["name"], "kind": "cephfs", "state": "present", "path": entry["path"], "src": src,
             "fstype": fstype, "options": ",".join(options), "files": files, "binary": binary,
             "package": package, "owner": entry.get("owner"), "group": entry.get("group"),
-            "mode": entry.get("mode")}
+            "mode": entry.get("mode"),
+            # The user's keys under another Ceph cluster's name (an export that moved, a client switched):
+            # removed once this mount is up.
+            "stale": [f"{CEPH_DIR}/*.client.{user}.keyring", f"{CEPH_DIR}/*.client.{user}.secret"]}
 
 
 def gluster_mount(entry: dict, networks: dict[str, dict], host: str) -> tuple[dict, str | None, str | None]:

@@ -170,8 +170,7 @@ def test_the_roles_task_file_writes_them_beside_the_kubeconfig_once(tmp_path):
         "hosts": "localhost", "gather_facts": False,
         "vars": {"container_infra_storage_requests": requests, "container_infra_storage_manila": facts,
                  "container_infra_storage_cluster": "k8s-a",
-                 "container_infra_storage_kubeconfig": str(credentials / "config"),
-                 "container_infra_storage_kubernetes_apply": False},
+                 "container_infra_storage_kubeconfig": str(credentials / "config")},
         "tasks": [{"name": "The role's Kubernetes tasks", "ansible.builtin.include_role": {
             "name": "container_infra_storage", "tasks_from": "kubernetes.yml"}}]}]))
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
@@ -179,7 +178,9 @@ def test_the_roles_task_file_writes_them_beside_the_kubeconfig_once(tmp_path):
 
     def play_once() -> dict:
         done = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                               "-e", f"ansible_python_interpreter={BIN / 'python'}", str(play)],
+                               "-e", f"ansible_python_interpreter={BIN / 'python'}",
+                               # As an operator turns it off: a string on the command line.
+                               "-e", "container_infra_storage_kubernetes_apply=false", str(play)],
                               capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
         report = json.loads(done.stdout[done.stdout.index("{"):])
         assert done.returncode == 0, done.stdout[-3000:]
