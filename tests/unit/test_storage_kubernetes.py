@@ -165,19 +165,21 @@ def test_the_roles_task_file_writes_them_beside_the_kubeconfig_once(tmp_path):
     requests = requests_of(entry(cephfs={"kubernetes": {"storage_class": "gold"}})) + \
         requests_of(entry(), cluster="swarm-b")
     facts = manila(requests)
+    inventory = credentials.parent / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
     play = tmp_path / "play.yml"
     play.write_text(yaml.safe_dump([{
         "hosts": "localhost", "gather_facts": False,
         "vars": {"container_infra_storage_requests": requests, "container_infra_storage_manila": facts,
-                 "container_infra_storage_cluster": "k8s-a",
-                 "container_infra_storage_kubeconfig": str(credentials / "config")},
+                 "container_infra_storage_cluster": "k8s-a"},
         "tasks": [{"name": "The role's Kubernetes tasks", "ansible.builtin.include_role": {
             "name": "container_infra_storage", "tasks_from": "kubernetes.yml"}}]}]))
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
                ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
 
     def play_once() -> dict:
-        done = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+        # The cluster's written inventory beside its credentials: the role's default finds the kubeconfig there.
+        done = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "-c", "local",
                                "-e", f"ansible_python_interpreter={BIN / 'python'}",
                                # As an operator turns it off: a string on the command line.
                                "-e", "container_infra_storage_kubernetes_apply=false", str(play)],
