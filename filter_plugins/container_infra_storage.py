@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from container_infra import beegfs, storage
+from container_infra import beegfs, storage, storage_kubernetes
 
 
 def storage_plan(entries, cluster, role, nodegroup):
@@ -30,6 +30,9 @@ class FilterModule:
             "container_infra_storage_manila_facts": storage.manila_facts,
             "container_infra_storage_node_mounts": storage_node_mounts,
             "container_infra_storage_summary": storage.summary,
+            "container_infra_storage_kubernetes_clusters": storage_kubernetes.clusters,
+            "container_infra_storage_kubernetes_objects": storage_kubernetes.objects,
+            "container_infra_storage_kubernetes_render": storage_kubernetes.render,
             "container_infra_storage_beegfs_files": beegfs.node_files,
             "container_infra_storage_beegfs_names": beegfs.names,
             "container_infra_storage_beegfs_packages": beegfs.packages,

@@ -56,6 +56,13 @@ options:
           content: {description: The content (secrets are not shown)., type: str, no_log: true}
           mode: {description: Its mode., type: str, default: "0644"}
           secret: {description: Whether it holds a secret (for the report)., type: bool, default: false}
+      stale:
+        description:
+          - Patterns of files an earlier configuration of this mount wrote (its key under another Ceph cluster's
+            name after the export moved), removed once it is mounted, except the files of O(mounts[].files).
+        type: list
+        elements: str
+        default: []
   fstab:
     description: The fstab file.
     type: path
@@ -96,6 +103,7 @@ mounts:
       description: none, mounted, remounted, restored (was not mounted, nothing changed), unmounted, removed.
       type: str
     changed: {description: Whether anything changed for it., type: bool}
+    removed: {description: The stale files removed (O(mounts[].stale))., type: list, elements: str, returned: when any}
 """
 
 import glob  # noqa: E402
@@ -301,7 +309,14 @@ def ensure(module: AnsibleModule, item: dict, fstab: str, timeout: int) -> dict:
         if report["action"] == "none":
             report["action"] = "mounted" if (files_changed or fstab_changed) else "restored"
     root_changed = set_root(item)
-    report["changed"] = bool(files_changed or fstab_changed or report["action"] != "none" or root_changed)
+    # A key left under the old Ceph cluster's name when the export moved is a secret nothing reads any more.
+    keep = {spec["path"] for spec in item["files"] if spec.get("path")}
+    stale = sorted({f for pattern in item.get("stale") or [] for f in glob.glob(pattern)} - keep)
+    for name in stale:
+        os.unlink(name)
+    if stale:
+        report["removed"] = stale
+    report["changed"] = bool(files_changed or fstab_changed or report["action"] != "none" or root_changed or stale)
     return report
 
 
@@ -328,6 +343,7 @@ def main() -> None:
                     "mode": {"type": "str", "default": "0644"},
                     "secret": {"type": "bool", "default": False},
                 }},
+                "stale": {"type": "list", "elements": "str", "default": []},
             }},
             "fstab": {"type": "path", "default": "/etc/fstab"},
             "timeout": {"type": "int", "default": 60},

@@ -16,6 +16,8 @@ import posixpath
 import re
 from typing import Any
 
+from container_infra import storage_kubernetes
+
 KINDS = ("cephfs", "gluster", "beegfs")
 ROLES = ("master", "worker")
 CEPH_CLIENTS = ("fuse", "kernel")
@@ -83,7 +85,7 @@ def _check_cephfs(entry: dict, where: str) -> list[str]:
     if ceph.get("user") and not CEPHX_USER.match(ceph["user"]):
         errors.append(f"{where}: cephfs.user {ceph['user']!r} is not a cephx user name; use letters, digits, "
                       "'.', '_' and '-' only.")
-    return errors
+    return errors + storage_kubernetes.check(entry, where)
 
 
 def _check_beegfs(entry: dict, where: str) -> list[str]:
@@ -170,7 +172,8 @@ def manila_requests(plans: list[list[dict]]) -> list[dict]:
                          "user": ceph["user"], "access_level": ceph.get("access_level") or "rw",
                          "create": bool(ceph.get("create")), "size": ceph.get("size"),
                          "share_type": ceph.get("share_type"), "metadata": ceph.get("metadata"),
-                         "availability_zone": ceph.get("availability_zone")}
+                         "availability_zone": ceph.get("availability_zone"),
+                         "client": ceph.get("client") or "fuse", "kubernetes": ceph.get("kubernetes") or {}}
     return list(seen.values())
 
 
@@ -236,7 +239,8 @@ def share_view(request: dict, share: dict) -> dict:
     return {"id": share.get("id"), "monitors": location.get("monitors") or share.get("monitors") or [],
             "path": location.get("path") or share.get("path"),
             "fs_name": location.get("fs_name") or share.get("fs_name"),
-            "access_rule_id": rule.get("id"), "access_key": rule.get("access_key"), "user": request["user"]}
+            "access_rule_id": rule.get("id"), "access_key": rule.get("access_key"), "user": request["user"],
+            "size": share.get("size"), "share_type": share.get("share_type")}
 
 
 def manila_facts(requests: list[dict], found: list[dict], ensured: list[dict] | None = None) -> dict[str, dict]:
@@ -322,7 +326,10 @@ def cephfs_mount(entry: dict, share: dict, with_secret: bool = False) -> dict:
     return {"name": entry["name"], "kind": "cephfs", "state": "present", "path": entry["path"], "src": src,
             "fstype": fstype, "options": ",".join(options), "files": files, "binary": binary,
             "package": package, "owner": entry.get("owner"), "group": entry.get("group"),
-            "mode": entry.get("mode")}
+            "mode": entry.get("mode"),
+            # The user's keys under another Ceph cluster's name (an export that moved, a client switched):
+            # removed once this mount is up.
+            "stale": [f"{CEPH_DIR}/*.client.{user}.keyring", f"{CEPH_DIR}/*.client.{user}.secret"]}
 
 
 def gluster_mount(entry: dict, networks: dict[str, dict], host: str) -> tuple[dict, str | None, str | None]:

@@ -75,8 +75,10 @@ class Storage:
 
 
 def failures(done) -> list[str]:
-    return [result.get("msg", "") for play in done.report["plays"] for task in play["tasks"]
-            for result in task["hosts"].values() if result.get("failed")]
+    """The failed tasks' messages (a loop's: its failed items')."""
+    return [item.get("msg", "") for play in done.report["plays"] for task in play["tasks"]
+            for result in task["hosts"].values() if result.get("failed")
+            for item in ([r for r in result.get("results") or [] if r.get("failed")] or [result])]
 
 
 def changed(done) -> int:
@@ -211,6 +213,111 @@ def test_the_keys_are_never_in_the_output_even_at_vvvv(storage, osc, nodes):
             readable = run(node, f"sudo find {dirs} -xdev -type f -perm /044 -size -2M "
                                  f"-exec grep -lF -- {key} {{}} + 2>/dev/null", check=False)
             assert readable.stdout.strip() == "", (node["name"], readable.stdout)
+
+
+MADE = {"create": True, "size": 1, "share_type": "cephfs"}
+MOUNT_TASK = "Mount the file systems (files, client, fstab, mount; one call per node)"
+
+
+def mount_actions(done) -> dict[str, list[str]]:
+    """What container_infra_mount did on each node, per file system."""
+    return {host: [m["action"] for m in result.get("mounts", [])] for play in done.report["plays"]
+            for task in play["tasks"] if task["task"]["name"].endswith(MOUNT_TASK)
+            for host, result in task["hosts"].items()}
+
+
+def keyring_of(node) -> str:
+    return re.search(r"ceph\.keyring=([^,\s]+)", run(node, f"grep ' {MOUNT} ' /etc/fstab").stdout).group(1)
+
+
+def test_a_kubernetes_clusters_volume_and_claim_name_the_real_share_and_rule(storage, osc, tmp_path):
+    """A kubeconfig found: the Manila CSI volume and claim written beside it carry the share's and the cephx
+    rule's real IDs and validate against the Kubernetes schema (no API in the sandbox: not applied)."""
+    import kubernetes_validate
+
+    kubeconfig = tmp_path / "credentials" / "config"
+    kubeconfig.parent.mkdir()
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    done = storage.play([cephfs(SHARE, cephfs=MADE | {"kubernetes": {"namespace": "science"}})],
+                        "-e", f"container_infra_storage_kubeconfig={kubeconfig}",
+                        "-e", "container_infra_storage_kubernetes_apply=false")
+    # Only the file is new: the mounts are as they were.
+    assert [name.split(" : ")[-1].split(" on ")[0] for name in changed_tasks(done)] == [
+        "Write each cluster's Manila CSI volumes and claims beside its kubeconfig"], changed_tasks(done)
+    docs = [doc for doc in yaml.safe_load_all((kubeconfig.parent / "storage-volumes.yml").read_text()) if doc]
+    volume, claim = docs
+    for doc in docs:
+        kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+    rules = osc.json("share", "access", "list", SHARE)
+    assert volume["spec"]["csi"]["volumeAttributes"]["shareID"] == osc.json("share", "show", SHARE)["id"]
+    assert volume["spec"]["csi"]["volumeAttributes"]["shareAccessID"] == rules[0]["ID"]
+    assert claim["metadata"] == {"name": "scratch", "namespace": "science",
+                                 "labels": {"app.kubernetes.io/managed-by": "container-infra"}}
+    assert rules[0]["Access Key"] not in (kubeconfig.parent / "storage-volumes.yml").read_text()
+
+
+def test_a_rotated_key_is_written_and_the_share_remounted(storage, nodes, osc):
+    """The cephx access rule replaced (denied in Manila, which removes the key from Ceph and evicts the nodes'
+    clients): the run makes a new rule, writes its new key on every node and remounts; files are still there."""
+    (rule,) = osc.json("share", "access", "list", SHARE)
+    osc.run("share", "access", "delete", SHARE, rule["ID"])
+    wait_for(lambda: osc.json("share", "access", "list", SHARE) == [], "the access rule denied")
+    done = storage.play([cephfs(SHARE, cephfs=MADE)])
+    (new,) = osc.json("share", "access", "list", SHARE)
+    assert new["ID"] != rule["ID"] and new["Access Key"] and new["Access Key"] != rule["Access Key"]
+    assert mount_actions(done) == {node["name"]: ["remounted"] for node in nodes}
+    for node in nodes:
+        keyring = keyring_of(node)
+        assert run(node, f"sudo grep -c 'key = {new['Access Key']}' {keyring}").stdout.strip() == "1"
+        assert run(node, f"sudo stat -c '%a %U' {keyring}").stdout.split() == ["600", "root"]
+        assert run(node, f"timeout 30 cat {MOUNT}/hello").stdout.strip() == "from-a"
+    first, second = nodes
+    run(second, f"echo rotated | sudo tee {MOUNT}/rotated >/dev/null")
+    assert run(first, f"timeout 30 cat {MOUNT}/rotated").stdout.strip() == "rotated"
+    assert changed(storage.play([cephfs(SHARE, cephfs=MADE)])) == 0
+
+
+def test_a_moved_export_is_followed_and_the_old_key_file_removed(storage, nodes, osc, sandbox):
+    """The share's export location changes (its monitors now named by their msgr2 port, as Manila shows a share
+    whose Ceph monitors moved; set in Manila's database, there being no API for it): the run writes the new
+    Ceph cluster's conf and key, remounts from the new monitors and removes the key under the old name."""
+    (location,) = osc.json("share", "export", "location", "list", SHARE)
+    old = location["Path"]
+    assert ":6789:/" in old, old
+    moved = old.replace(":6789:/", ":3300:/")
+
+    def set_path(path_from: str, path_to: str) -> None:
+        for path in (path_from, path_to):  # Manila's own strings; checked before they reach SQL
+            assert re.fullmatch(r"[0-9A-Za-z.:/_-]+", path), path
+        query = (f"UPDATE share_instance_export_locations SET path='{path_to}' "  # noqa: S608 (checked above)
+                 f"WHERE path='{path_from}' AND deleted=0")
+        subprocess.run(["mariadb", f"--socket={sandbox.mysql_socket}", "-u", "root", "manila", "-e", query],
+                       check=True, capture_output=True, timeout=30)
+
+    old_keyrings = {node["name"]: keyring_of(node) for node in nodes}
+    set_path(old, moved)
+    try:
+        assert osc.json("share", "export", "location", "list", SHARE)[0]["Path"] == moved
+        done = storage.play([cephfs(SHARE, cephfs=MADE)])
+        assert mount_actions(done) == {node["name"]: ["remounted"] for node in nodes}
+        for node in nodes:
+            line = run(node, f"grep ' {MOUNT} ' /etc/fstab").stdout
+            conf = re.search(r"ceph\.conf=([^,\s]+)", line).group(1)
+            assert "mon_host = 10.80.0.2:3300" in run(node, f"cat {conf}").stdout
+            assert keyring_of(node) != old_keyrings[node["name"]]
+            assert run(node, f"sudo test -e {old_keyrings[node['name']]} && echo left || echo gone").stdout.strip() \
+                == "gone"
+            assert mounted(node)
+            assert run(node, f"timeout 30 cat {MOUNT}/hello").stdout.strip() == "from-a"
+        first, second = nodes
+        run(first, f"echo moved | sudo tee {MOUNT}/moved >/dev/null")
+        assert run(second, f"timeout 30 cat {MOUNT}/moved").stdout.strip() == "moved"
+        assert changed(storage.play([cephfs(SHARE, cephfs=MADE)])) == 0
+    finally:
+        set_path(moved, old)
+    # Back where Manila put it: the next run follows again.
+    done = storage.play([cephfs(SHARE, cephfs=MADE)])
+    assert mount_actions(done) == {node["name"]: ["remounted"] for node in nodes}
 
 
 @pytest.mark.parametrize(("entry", "words"), [

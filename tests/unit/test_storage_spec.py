@@ -131,7 +131,8 @@ def test_export_location_and_file_system_name_come_from_the_projects_parser():
     facts = storage.manila_facts(requests(), [{"share": manila_share()}])
     assert facts["c1/scratch"] | {"access_key": None} == {
         "id": SHARE_ID, "monitors": ["10.80.0.2:6789"], "path": f"/volumes/_nogroup/{SHARE_ID}/5d1c",
-        "fs_name": "cephfs", "access_rule_id": "rule-1", "access_key": None, "user": "container-infra-c1-scratch"}
+        "fs_name": "cephfs", "access_rule_id": "rule-1", "access_key": None, "user": "container-infra-c1-scratch",
+        "size": None, "share_type": None}
 
 
 def test_a_fuse_mount_has_its_own_ceph_conf_a_private_keyring_and_an_fstab_line():
@@ -363,3 +364,31 @@ def test_a_share_and_rule_already_as_asked_need_no_second_manila_call():
     assert storage.needs_ensure(made, [held]) == made  # a share the toolkit made is resized to the spec
     facts = storage.manila_facts(reqs, [held], [{"skipped": True}])
     assert facts["c1/scratch"]["access_key"] == "AQB-secret=="
+
+
+def test_a_key_left_under_an_old_ceph_cluster_name_is_removed_once_mounted(tmp_path, monkeypatch):
+    """An export that moved to other monitors gets a new cluster name, so a new key file; the old one, a secret
+    nothing reads any more, goes (the current one stays), and a run after that finds nothing to remove."""
+    point = tmp_path / "mnt"
+    point.mkdir()
+    current, old = tmp_path / "ceph-new.client.u.keyring", tmp_path / "ceph-old.client.u.keyring"
+    current.write_text("[client.u]\n\tkey = new\n")
+    current.chmod(0o600)
+    old.write_text("[client.u]\n\tkey = old\n")
+    fstab = tmp_path / "fstab"
+    item = {"name": "scratch", "state": "present", "path": str(point), "src": "none", "fstype": "fuse.ceph",
+            "options": "ceph.id=u", "binary": None, "owner": None, "group": None, "mode": None,
+            "files": [{"path": str(current), "content": current.read_text(), "mode": "0600"}],
+            "stale": [str(tmp_path / "*.client.u.keyring"), str(tmp_path / "*.client.u.secret")]}
+    fstab.write_text(mount_module.fstab_line(item) + "\n")
+    monkeypatch.setattr(mount_module, "mounted_paths", lambda _text: {str(point)})
+    module = type("Module", (), {"check_mode": False})()
+    report = mount_module.ensure(module, item, str(fstab), 5)
+    assert report["changed"] and report["removed"] == [str(old)] and report["action"] == "none"
+    assert current.exists() and not old.exists()
+    again = mount_module.ensure(module, item, str(fstab), 5)
+    assert not again["changed"] and "removed" not in again
+    # The CephFS mounts name their user's key files as stale patterns.
+    mount = node(ceph(cephfs={"share": "s"}))["mounts"][0]
+    assert mount["stale"] == ["/etc/ceph/*.client.container-infra-c1-scratch.keyring",
+                              "/etc/ceph/*.client.container-infra-c1-scratch.secret"]
