@@ -10,16 +10,22 @@ from ansible.errors import AnsibleFilterError
 from container_infra import monitoring
 
 
+def _plain(value):
+    """Plain str/dict/list (Ansible's tagged strings are subclasses PyYAML's safe dumper refuses)."""
+    return json.loads(json.dumps(value))
+
+
 def monitoring_settings(spec):
     """The spec's monitoring key checked and completed (one sentence per problem)."""
     try:
-        return monitoring.settings(spec)
+        return monitoring.settings(_plain(spec))
     except monitoring.MonitoringError as exc:
         raise AnsibleFilterError(str(exc)) from None
 
 
 def monitoring_server_files(config, mode, cluster, nodes, storage):
     """What the Prometheus host gets: file name -> content (prometheus.yml, rules.yml, targets), secret apart."""
+    config, mode, cluster, nodes, storage = _plain([config, mode, cluster, nodes, storage])
     mounts = monitoring.storage_mounts(storage, nodes)
     files = {
         "prometheus.yml": yaml.safe_dump(monitoring.prometheus_config(config, mode, cluster), sort_keys=False),
@@ -35,7 +41,7 @@ def monitoring_server_files(config, mode, cluster, nodes, storage):
 
 
 def monitoring_daemonset(config):
-    return yaml.safe_dump(monitoring.daemonset_manifest(config), sort_keys=False)
+    return yaml.safe_dump(monitoring.daemonset_manifest(_plain(config)), sort_keys=False)
 
 
 class FilterModule:

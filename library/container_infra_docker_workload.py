@@ -62,6 +62,7 @@ workloads:
 """
 
 import json  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -117,6 +118,8 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
+    if shutil.which("docker") is None:
+        module.fail_json(msg="the docker CLI is not on this node's PATH; install the Docker engine first")
     reports = []
     for item in module.params["workloads"]:
         kind, name = item["kind"], item["name"]

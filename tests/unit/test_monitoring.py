@@ -476,3 +476,93 @@ def test_every_role_variable_is_typed_and_in_the_readme():
         assert key in monitoring.DEFAULTS, key
         assert f"`{key}`" in readme, key
     assert set(monitoring.DEFAULTS) == set(specs["container_infra_monitoring_settings"]["options"])
+
+
+# --- playbooks/monitoring.yml without a node: what is refused before anything runs, the Kubernetes manifest ------
+
+
+def play_monitoring(tmp_path: Path, settings: dict, **more) -> subprocess.CompletedProcess:
+    """playbooks/monitoring.yml on localhost (a master of cluster c1) with ``settings`` as the spec's key."""
+    from ansible_runner import BIN, run
+
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {
+        "masters": {"hosts": {"localhost": {"ansible_connection": "local", "container_infra_cluster": "c1",
+                                            "container_infra_role": "master",
+                                            "ansible_python_interpreter": str(BIN / "python")}}},
+        "cluster_c1": {"hosts": {"localhost": {}}}}}}))
+    variables = tmp_path / "vars.json"
+    variables.write_text(json.dumps({"container_infra_monitoring": settings, **more}))
+    return run([str(BIN / "ansible-playbook"), "-i", str(inventory), "-e", f"@{variables}",
+                str(REPO / "playbooks" / "monitoring.yml")], timeout=300)
+
+
+def ran(done: subprocess.CompletedProcess) -> list[tuple[str, str]]:
+    from ansible_runner import report_of
+
+    return [(task["task"]["name"].removeprefix("container_infra_monitoring : "), result.get("msg", ""))
+            for play in report_of(done.stdout)["plays"] for task in play["tasks"]
+            for result in task["hosts"].values() if not result.get("skipped")]
+
+
+@pytest.mark.parametrize(("settings", "words"), [
+    ({"enabled": True, "scrape_interval": "2m", "node_down_for": "1m"},
+     "monitoring.scrape_interval 2m is longer than the node-down alert's for (1m)"),
+    ({"enabled": True, "remote_write": {"url": "not a url"}},
+     "monitoring.remote_write.url 'not a url' is not an http(s) URL"),
+])
+def test_bad_settings_stop_the_play_at_its_first_task(tmp_path, settings, words):
+    done = play_monitoring(tmp_path, settings)
+    assert done.returncode != 0
+    tasks = ran(done)
+    assert tasks[-1][0] == "Check the monitoring settings" and words in tasks[-1][1], tasks
+    # Nothing after the check ran (argument validation, then the check).
+    assert [name for name, _ in tasks] == ["Validating arguments against arg spec 'main' - Node exporters as "
+                                           "containers on every node, the engines' metrics and a Prometheus with "
+                                           "alerts", "Check the monitoring settings"]
+
+
+def test_a_typo_in_the_settings_is_refused_by_the_argument_spec(tmp_path):
+    done = play_monitoring(tmp_path, {"enabled": True, "scrape_intervall": "15s"})
+    assert done.returncode != 0
+    assert any("scrape_intervall" in msg for _, msg in ran(done)), ran(done)
+
+
+def test_monitoring_off_runs_nothing_on_the_node(tmp_path):
+    done = play_monitoring(tmp_path, {})
+    assert done.returncode == 0, ran(done)
+    assert [name for name, _ in ran(done)][-1] == "The monitoring settings, completed with the defaults"
+
+
+def test_a_kubernetes_cluster_gets_the_daemonset_manifest_and_no_container(tmp_path):
+    settings = {"enabled": True, "orchestrator": "kubernetes", "node_exporter_image": "r:5000/ne:1"}
+    done = play_monitoring(tmp_path, settings, container_infra_monitoring_manifest_dir=str(tmp_path / "out"))
+    assert done.returncode == 0, ran(done)
+    manifest = yaml.safe_load((tmp_path / "out" / "node-exporter-daemonset.yml").read_text())
+    assert manifest == monitoring.daemonset_manifest(config(**settings))
+    assert [name for name, _ in ran(done)][1:] == [
+        "Check the monitoring settings", "The monitoring settings, completed with the defaults",
+        "Monitoring of the cluster's nodes",
+        "This node, and its cluster's first node and Prometheus host", "The DaemonSet manifest of a Kubernetes cluster",
+        "The manifest's directory", "The node exporter's DaemonSet"]
+    again = play_monitoring(tmp_path, settings, container_infra_monitoring_manifest_dir=str(tmp_path / "out"))
+    from ansible_runner import report_of
+
+    assert all(host["changed"] == 0 for host in report_of(again.stdout)["stats"].values())
+
+
+def test_the_remote_write_secret_is_never_in_the_output_even_at_vvv(tmp_path):
+    """A check-mode run without a Swarm (plain containers, inventory targets) with a remote write password."""
+    from ansible_runner import BIN, report_of
+    from ansible_runner import run as ansible_run
+
+    settings = {"enabled": True, "orchestrator": "none",
+                "remote_write": {"url": "https://m.example.org/w", "username": "u", "password": "pw-5ecret-x"}}
+    play_monitoring(tmp_path, settings)  # writes the inventory and vars
+    done = ansible_run([str(BIN / "ansible-playbook"), "-C", "--diff", "-vvv", "-i", str(tmp_path / "hosts.yml"),
+                        "-e", f"@{tmp_path / 'vars.json'}", "-e", "container_infra_monitoring_check_images=false",
+                        str(REPO / "playbooks" / "monitoring.yml")], timeout=300)
+    assert done.returncode == 0, [(name, msg) for name, msg in ran(done) if msg]
+    assert "pw-5ecret-x" not in done.stdout + done.stderr
+    names = [task["task"]["name"] for play in report_of(done.stdout)["plays"] for task in play["tasks"]]
+    assert any(name.endswith("The remote write secret (0600, never in prometheus.yml)") for name in names)
