@@ -64,16 +64,37 @@ workloads:
 import json  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
+import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 LABEL = "org.container-infra.spec"
 
 
+# An engine just restarted (its daemon.json changed) answers before its Swarm is ready: its manager refuses
+# service commands for a few seconds with these words.
+TRANSIENT = ("not a swarm manager", "context deadline exceeded", "swarm does not have a leader", "is not ready",
+             "connection refused", "Cannot connect to the Docker daemon")
+ATTEMPTS, DELAY = 10, 3.0
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess:
+    for attempt in range(ATTEMPTS):
+        result = subprocess.run(argv, capture_output=True, text=True)
+        if result.returncode == 0 or not any(words in result.stderr for words in TRANSIENT):
+            return result
+        if attempt < ATTEMPTS - 1:
+            time.sleep(DELAY)
+    return result
+
+
 def inspect(kind: str, name: str) -> dict | None:
-    result = subprocess.run(["docker", kind, "inspect", name], capture_output=True, text=True)
+    """The container or service, None when there is none (any other failure is raised)."""
+    result = _run(["docker", kind, "inspect", name])
     if result.returncode != 0:
-        return None
+        if "no such" in result.stderr.lower() or "not found" in result.stderr.lower():
+            return None
+        raise RuntimeError(f"docker {kind} inspect {name} failed: {result.stderr.strip()}")
     found = json.loads(result.stdout or "[]")
     return found[0] if found else None
 
@@ -96,7 +117,7 @@ def action(kind: str, found: dict | None, wanted_digest: str) -> str:
 
 
 def docker(module: AnsibleModule, argv: list[str]) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True)
+    result = _run(argv)
     if result.returncode != 0:
         module.fail_json(msg=f"{' '.join(argv[:3])} failed: {(result.stderr or result.stdout).strip()}", argv=argv)
 
@@ -123,7 +144,11 @@ def main() -> None:
     reports = []
     for item in module.params["workloads"]:
         kind, name = item["kind"], item["name"]
-        found = inspect(kind, name)
+        try:
+            found = inspect(kind, name)
+        except RuntimeError as exc:
+            module.fail_json(msg=f"{exc}; check that the node's Docker engine runs (and, for a service, is a Swarm "
+                                 "manager)")
         if module.params["state"] == "absent":
             what = "absent" if found is None else "removed"
             if found is not None and not module.check_mode:

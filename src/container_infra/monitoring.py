@@ -274,9 +274,20 @@ def alert_rules(config: dict, mounts: dict[str, list[str]] | None = None) -> dic
 # --- how the agents run --------------------------------------------------------------------------------
 
 
+# The exporter's default list of pseudo file systems less overlay: a node that is itself a container (the
+# sandbox's) has an overlay root, and the engine's own overlays are left out by mount point (/var/lib/docker).
+FS_TYPES_EXCLUDE = ("^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|"
+                    "mqueue|nsfs|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$")
+
+# Upstream's default (Debian's package also leaves out /mnt, /media and /run, where shares are mounted).
+MOUNT_POINTS_EXCLUDE = "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
+
+
 def node_exporter_args(config: dict) -> list[str]:
     """The exporter's flags: the host's proc, sys and root under /host, so every metric is the node's."""
     return ["--path.procfs=/host/proc", "--path.sysfs=/host/sys", "--path.rootfs=/host",
+            f"--collector.filesystem.fs-types-exclude={FS_TYPES_EXCLUDE}",
+            f"--collector.filesystem.mount-points-exclude={MOUNT_POINTS_EXCLUDE}",
             f"--collector.textfile.directory=/host{TEXTFILE_DIR}",
             f"--web.listen-address=:{config['node_exporter_port']}"]
 

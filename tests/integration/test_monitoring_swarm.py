@@ -173,7 +173,8 @@ def test_converge_every_exporter_and_engine_is_up_with_the_nodes_file_systems(mo
     sizes = {s["metric"]["node"]: int(float(s["value"][1]))
              for s in query(manager, 'node_filesystem_size_bytes{job="node",mountpoint="/"}')}
     for node in nodes:
-        statvfs = run(node, "python3 -c 'import os; s=os.statvfs(\"/\"); print(s.f_blocks * s.f_frsize)'")
+        # As the exporter computes it: blocks times the block size.
+        statvfs = run(node, "python3 -c 'import os; s = os.statvfs(chr(47)); print(s.f_blocks * s.f_bsize)'")
         assert sizes[node["name"]] == int(statvfs.stdout), (node["name"], sizes)
     # A file system mounted on the node after the exporter started shows through (the host's mounts, rslave).
     worker = nodes[1]

@@ -273,9 +273,14 @@ def test_the_swarm_service_is_global_on_the_host_with_the_nodes_file_systems_rea
         "type=bind,source=/,target=/host,readonly,bind-propagation=rslave"]
     assert _flag_values(argv, "--label") == [f"{monitoring.LABEL}={run['digest']}"]
     image_at = argv.index("r:5000/ne:1")
-    assert argv[image_at + 1:] == ["--path.procfs=/host/proc", "--path.sysfs=/host/sys", "--path.rootfs=/host",
-                                   "--collector.textfile.directory=/host/var/lib/container-infra/node-exporter",
-                                   "--web.listen-address=:9100"]
+    args = argv[image_at + 1:]
+    assert args[:3] == ["--path.procfs=/host/proc", "--path.sysfs=/host/sys", "--path.rootfs=/host"]
+    assert args[5:] == ["--collector.textfile.directory=/host/var/lib/container-infra/node-exporter",
+                        "--web.listen-address=:9100"]
+    # Overlay is not left out: a node that is a container has an overlay root.
+    assert args[3].startswith("--collector.filesystem.fs-types-exclude=^(") and "overlay" not in args[3]
+    # /mnt is not left out (Debian's package leaves it out by default): the shares are mounted there.
+    assert args[4].startswith("--collector.filesystem.mount-points-exclude=^/(") and "mnt" not in args[4]
 
 
 def test_the_plain_container_mounts_the_same_and_restarts_with_the_engine():
@@ -566,3 +571,18 @@ def test_the_remote_write_secret_is_never_in_the_output_even_at_vvv(tmp_path):
     assert "pw-5ecret-x" not in done.stdout + done.stderr
     names = [task["task"]["name"] for play in report_of(done.stdout)["plays"] for task in play["tasks"]]
     assert any(name.endswith("The remote write secret (0600, never in prometheus.yml)") for name in names)
+
+
+def test_a_swarm_that_is_not_ready_yet_is_waited_for_and_a_missing_workload_is_none(monkeypatch):
+    module = _library("container_infra_docker_workload")
+    answers = [subprocess.CompletedProcess([], 1, "", "Error response from daemon: This node is not a swarm manager."),
+               subprocess.CompletedProcess([], 1, "", "Error: no such service: container-infra-node-exporter")]
+    calls = []
+    monkeypatch.setattr(module.subprocess, "run", lambda argv, **_kw: calls.append(argv) or answers.pop(0))
+    monkeypatch.setattr(module.time, "sleep", lambda _s: None)
+    assert module.inspect("service", "container-infra-node-exporter") is None
+    assert len(calls) == 2
+    monkeypatch.setattr(module.subprocess, "run",
+                        lambda argv, **_kw: subprocess.CompletedProcess([], 1, "", "permission denied"))
+    with pytest.raises(RuntimeError, match="permission denied"):
+        module.inspect("container", "x")
