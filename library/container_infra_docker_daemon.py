@@ -180,8 +180,15 @@ def main() -> None:
             try:
                 restart(module.params["timeout"])
             except (RuntimeError, subprocess.CalledProcessError) as exc:
-                module.fail_json(msg=f"{path} was updated but the Docker engine did not restart: {exc}; look at "
-                                     "its log on the node")
+                # The engine refused the new file: the old one back, so the node keeps its engine.
+                write(path, current)
+                try:
+                    restart(module.params["timeout"])
+                    state = "the previous file was put back and the engine runs with it"
+                except (RuntimeError, subprocess.CalledProcessError) as again:
+                    state = f"with the previous file put back it did not start either ({again})"
+                module.fail_json(msg=f"the Docker engine did not restart with the new {path} ({exc}); {state}; "
+                                     "look at its log on the node")
             restarted = True
     gid = os.stat(SOCKET).st_gid if os.path.exists(SOCKET) else None
     module.exit_json(changed=changed, settings=wanted, restarted=restarted, socket_gid=gid,
