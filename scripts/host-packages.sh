@@ -14,6 +14,10 @@ command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 # The sandbox's image registry (the nodes pull the images the toolkit's roles run from it).
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+# The monitoring role's tests: promtool checks the rendered configuration and rules, and the node exporter
+# (run on 127.0.0.1 by a test) lists the metrics the Grafana dashboard may use.
+command -v promtool >/dev/null || need+=(prometheus)
+command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
 # The sandbox's storage: a single-node Ceph, its CLI and FUSE client, and Manila's rados binding.
 for pkg in ceph-mon ceph-mgr ceph-osd ceph-mds ceph-common ceph-fuse python3-rados; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
@@ -25,7 +29,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts these daemons on install; the sandbox runs its own, on loopback, with its own data.
-for service in mariadb rabbitmq-server docker-registry; do $SUDO service "$service" stop >/dev/null 2>&1 || true; done
+for service in mariadb rabbitmq-server docker-registry prometheus prometheus-node-exporter; do $SUDO service "$service" stop >/dev/null 2>&1 || true; done
 # rabbitmq-server's install scripts leave an epmd of their own on every address (:4369); the sandbox's
 # RabbitMQ runs its own epmd on loopback.
 if [[ " ${need[*]} " == *" rabbitmq-server "* ]]; then $SUDO epmd -kill >/dev/null 2>&1 || true; fi

@@ -1,0 +1,419 @@
+"""Monitoring of a cluster's nodes: the spec's checks, Prometheus's configuration and rules, the agents' runs.
+
+The monitoring role (roles/container_infra_monitoring) is thin over this. A cluster spec's ``monitoring`` key is
+checked and completed by ``settings`` (every refusal one sentence); ``prometheus_config`` and ``alert_rules``
+build what Prometheus reads (targets from the Swarm's own service discovery, or a file_sd list written from the
+inventory where no Swarm runs); ``node_exporter_run``, ``prometheus_run`` and ``daemonset_manifest`` build how the
+agents run (a Swarm global service, a plain container, a Kubernetes DaemonSet), each with a digest of its
+definition that the node module ``container_infra_docker_workload`` compares instead of redeploying.
+
+GPU metrics are not built here yet (they come with the GPU role): the node exporter reads a textfile directory
+that role will fill (``container_infra_gpus_expected`` from the flavor, ``container_infra_gpu_info`` per GPU), and
+the GPU alert rule is already written against those names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+ORCHESTRATORS = ("auto", "swarm", "none", "kubernetes")
+# Prometheus's duration syntax (one or more number-unit pairs, largest unit first).
+DURATION = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
+UNIT_SECONDS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+LABEL = "org.container-infra.spec"
+
+NODE_EXPORTER = "container-infra-node-exporter"
+PROMETHEUS = "container-infra-prometheus"
+# Where the role writes what Prometheus reads on its host (mounted read-only at /etc/prometheus).
+CONFIG_DIR = "/etc/container-infra/monitoring"
+# Where the GPU role (later) writes the node exporter's textfile metrics on every node.
+TEXTFILE_DIR = "/var/lib/container-infra/node-exporter"
+
+DEFAULTS: dict[str, Any] = {
+    "enabled": False,
+    "orchestrator": "auto",
+    "node_exporter_image": "quay.io/prometheus/node-exporter:v1.8.2",
+    "prometheus_image": "quay.io/prometheus/prometheus:v2.53.2",
+    "node_exporter_port": 9100,
+    "engine_metrics": True,
+    "engine_metrics_port": 9323,
+    "prometheus_port": 9090,
+    "prometheus_host": "",
+    "scrape_interval": "15s",
+    "evaluation_interval": "15s",
+    "node_down_for": "1m",
+    "filesystem_full_percent": 90,
+    "filesystem_full_for": "5m",
+    "retention": "15d",
+    "remote_write": None,
+    "namespace": "monitoring",
+}
+
+
+class MonitoringError(ValueError):
+    """A monitoring spec the role cannot carry out; the message is one sentence per problem."""
+
+
+def duration_seconds(value: str) -> float | None:
+    """Seconds of a Prometheus duration (``90s``, ``1m30s``), None when it is not one."""
+    match = DURATION.match(str(value or ""))
+    if not match or not value:
+        return None
+    units = ("y", "w", "d", "h", "m", "s", "ms")
+    return sum(int(match.group(2 * i + 2)) * UNIT_SECONDS[unit]
+               for i, unit in enumerate(units) if match.group(2 * i + 2))
+
+
+def _is_url(value: Any) -> bool:
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+
+
+def settings(spec: dict | None) -> dict:
+    """The spec's ``monitoring`` key checked and completed with the defaults; MonitoringError on any problem."""
+    spec = dict(spec or {})
+    unknown = sorted(set(spec) - set(DEFAULTS))
+    out = {**DEFAULTS, **{k: v for k, v in spec.items() if v is not None}}
+    errors = [f"monitoring.{key} is not a monitoring setting; remove it or use one of {', '.join(DEFAULTS)}."
+              for key in unknown]
+    if out["orchestrator"] not in ORCHESTRATORS:
+        errors.append(f"monitoring.orchestrator {out['orchestrator']!r} is not one of {', '.join(ORCHESTRATORS)}; "
+                      "set one of them.")
+    for key in ("node_exporter_image", "prometheus_image"):
+        if not isinstance(out[key], str) or not out[key] or any(c.isspace() for c in out[key]):
+            errors.append(f"monitoring.{key} {out[key]!r} is not an image reference; give one such as "
+                          "registry:5000/project/name:tag.")
+    for key in ("node_exporter_port", "engine_metrics_port", "prometheus_port"):
+        if not _port(out[key]):
+            errors.append(f"monitoring.{key} {out[key]!r} is not a TCP port; give a number from 1 to 65535.")
+    seconds = {}
+    for key in ("scrape_interval", "evaluation_interval", "node_down_for", "filesystem_full_for", "retention"):
+        seconds[key] = duration_seconds(out[key])
+        if seconds[key] is None:
+            errors.append(f"monitoring.{key} {out[key]!r} is not a Prometheus duration; give one such as 30s or 5m.")
+    if seconds["scrape_interval"] and seconds["node_down_for"] is not None and \
+            seconds["scrape_interval"] > seconds["node_down_for"]:
+        errors.append(f"monitoring.scrape_interval {out['scrape_interval']} is longer than the node-down alert's "
+                      f"for ({out['node_down_for']}), so a down node could not be seen in time; make "
+                      "scrape_interval shorter or node_down_for longer.")
+    percent = out["filesystem_full_percent"]
+    if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 < percent < 100:
+        errors.append(f"monitoring.filesystem_full_percent {percent!r} is not a percentage between 0 and 100; "
+                      "give one such as 90.")
+    remote = out["remote_write"]
+    if remote is not None:
+        if not isinstance(remote, dict):
+            errors.append("monitoring.remote_write is not a mapping; give {url: https://..., username: ..., "
+                          "password: ...}.")
+        else:
+            extra = sorted(set(remote) - {"url", "username", "password", "bearer_token"})
+            if extra:
+                errors.append(f"monitoring.remote_write has unknown keys {', '.join(extra)}; use url, username, "
+                              "password and bearer_token.")
+            if not _is_url(remote.get("url")):
+                errors.append(f"monitoring.remote_write.url {remote.get('url')!r} is not an http(s) URL; give one "
+                              "such as https://metrics.example.org/api/v1/write.")
+            if bool(remote.get("username")) != bool(remote.get("password")):
+                errors.append("monitoring.remote_write needs both username and password for basic "
+                              "authentication; give both or neither.")
+            if remote.get("password") and remote.get("bearer_token"):
+                errors.append("monitoring.remote_write has both a password and a bearer_token; give one of them.")
+    if errors:
+        raise MonitoringError(" ".join(errors))
+    return out
+
+
+# --- Prometheus's configuration -----------------------------------------------------------------------
+
+
+def _swarm_job(name: str, port: int) -> dict:
+    """A job whose targets are the Swarm's nodes (every node, down ones too: they are the node-down alert)."""
+    return {
+        "job_name": name,
+        "dockerswarm_sd_configs": [{"host": "unix:///var/run/docker.sock", "role": "nodes"}],
+        "relabel_configs": [
+            {"source_labels": ["__meta_dockerswarm_node_address"], "target_label": "__address__",
+             "replacement": f"$1:{port}"},
+            {"source_labels": ["__meta_dockerswarm_node_hostname"], "target_label": "node"},
+        ],
+    }
+
+
+def _file_job(name: str, file_name: str) -> dict:
+    return {"job_name": name,
+            "file_sd_configs": [{"files": [f"/etc/prometheus/{file_name}"], "refresh_interval": "1m"}]}
+
+
+def prometheus_config(config: dict, mode: str, cluster: str) -> dict:
+    """prometheus.yml: the node exporters and the engines, by Swarm discovery (mode swarm) or file_sd."""
+    jobs = []
+    if mode == "swarm":
+        jobs.append(_swarm_job("node", config["node_exporter_port"]))
+        if config["engine_metrics"]:
+            jobs.append(_swarm_job("docker-engine", config["engine_metrics_port"]))
+    else:
+        jobs.append(_file_job("node", "targets-node.json"))
+        if config["engine_metrics"]:
+            jobs.append(_file_job("docker-engine", "targets-docker-engine.json"))
+    jobs.append({"job_name": "prometheus",
+                 "static_configs": [{"targets": [f"localhost:{config['prometheus_port']}"]}]})
+    # The cluster as a label of every series (external_labels reach only remote write, federation and alerts,
+    # and the dashboard selects by it).
+    for job in jobs:
+        job.setdefault("relabel_configs", []).append({"target_label": "cluster", "replacement": cluster})
+    out: dict[str, Any] = {
+        "global": {"scrape_interval": config["scrape_interval"],
+                   "evaluation_interval": config["evaluation_interval"],
+                   "external_labels": {"cluster": cluster}},
+        "rule_files": ["/etc/prometheus/rules.yml"],
+        "scrape_configs": jobs,
+    }
+    remote = config.get("remote_write")
+    if remote:
+        entry: dict[str, Any] = {"url": remote["url"]}
+        # The secrets stay in files of their own (0600), never in prometheus.yml.
+        if remote.get("username"):
+            entry["basic_auth"] = {"username": remote["username"],
+                                   "password_file": "/etc/prometheus/remote-write-password"}
+        elif remote.get("bearer_token"):
+            entry["authorization"] = {"credentials_file": "/etc/prometheus/remote-write-token"}
+        out["remote_write"] = [entry]
+    return out
+
+
+def remote_write_secret(config: dict) -> dict:
+    """The remote write secret as {file name, content}, or {} when there is none."""
+    remote = config.get("remote_write") or {}
+    if remote.get("password"):
+        return {"name": "remote-write-password", "content": remote["password"]}
+    if remote.get("bearer_token"):
+        return {"name": "remote-write-token", "content": remote["bearer_token"]}
+    return {}
+
+
+def file_sd_targets(nodes: list[dict], port: int) -> list[dict]:
+    """A file_sd list from the inventory: one group per node, labelled with its name (nodes: name, address)."""
+    return [{"targets": [f"{node['address']}:{port}"], "labels": {"node": node["name"]}}
+            for node in sorted(nodes, key=lambda n: n["name"])]
+
+
+def storage_mounts(entries: list[dict] | None, nodes: list[dict]) -> dict[str, list[str]]:
+    """Mount point -> the nodes that must have it, from the storage spec (entries placed by role and nodegroup).
+
+    ``nodes``: name, role, nodegroup. Entries with state absent are not expected anywhere.
+    """
+    out: dict[str, list[str]] = {}
+    for entry in entries or []:
+        if (entry.get("state") or "present") != "present" or not entry.get("path"):
+            continue
+        roles = entry.get("roles") or ["master", "worker"]
+        groups = entry.get("nodegroups")
+        names = [n["name"] for n in nodes
+                 if (n.get("role") or "worker") in roles and (groups is None or n.get("nodegroup") in groups)]
+        if names:
+            out.setdefault(entry["path"], [])
+            out[entry["path"]] = sorted(set(out[entry["path"]]) | set(names))
+    return out
+
+
+RE2_SPECIAL = set("\\.+*?()|[]{}^$")
+
+
+def _regex_alternatives(names: list[str]) -> str:
+    """Names as a RE2 alternation inside a PromQL string: a special character gets a backslash, itself escaped
+    for the string (Python's re.escape also escapes '-', which RE2 refuses)."""
+    return "|".join("".join("\\\\" + c if c in RE2_SPECIAL else c for c in name) for name in names)
+
+
+def alert_rules(config: dict, mounts: dict[str, list[str]] | None = None) -> dict:
+    """rules.yml: node down, engine down, file system nearly full, a storage mount missing, GPUs missing."""
+    pct = config["filesystem_full_percent"]
+    rules: list[dict] = [
+        {"alert": "NodeDown", "expr": 'up{job="node"} == 0', "for": config["node_down_for"],
+         "labels": {"severity": "critical"},
+         "annotations": {"summary": "Node {{ $labels.node }} ({{ $labels.instance }}) does not answer."}},
+        {"alert": "DockerEngineMetricsDown", "expr": 'up{job="docker-engine"} == 0', "for": config["node_down_for"],
+         "labels": {"severity": "warning"},
+         "annotations": {"summary": "The Docker engine's metrics of {{ $labels.node }} do not answer."}},
+        {"alert": "FilesystemNearlyFull",
+         "expr": ('100 * (1 - node_filesystem_avail_bytes{job="node",fstype!~"tmpfs|ramfs|squashfs|overlay"}'
+                  ' / node_filesystem_size_bytes{job="node",fstype!~"tmpfs|ramfs|squashfs|overlay"})'
+                  f" > {pct}"),
+         "for": config["filesystem_full_for"], "labels": {"severity": "warning"},
+         "annotations": {"summary": f"{{{{ $labels.mountpoint }}}} on {{{{ $labels.node }}}} is more than {pct}% "
+                                    "full."}},
+    ]
+    for path, nodes in sorted((mounts or {}).items()):
+        selector = f'job="node",node=~"{_regex_alternatives(nodes)}"'
+        rules.append({
+            "alert": "StorageMountMissing",
+            "expr": (f"up{{{selector}}} == 1 unless on(node) "
+                     f'node_filesystem_size_bytes{{job="node",mountpoint="{path}"}}'),
+            "for": config["node_down_for"], "labels": {"severity": "critical", "mountpoint": path},
+            "annotations": {"summary": f"{path} is not mounted on {{{{ $labels.node }}}}."}})
+    # Fed by the GPU role (textfile collector or a GPU exporter); without those series it stays silent.
+    rules.append({
+        "alert": "GpusMissing",
+        "expr": ('container_infra_gpus_expected > on(node) (count by (node) (container_infra_gpu_info)'
+                 ' or on(node) (container_infra_gpus_expected * 0))'),
+        "for": config["node_down_for"], "labels": {"severity": "critical"},
+        "annotations": {"summary": "{{ $labels.node }} shows fewer GPUs than the {{ $value }} its flavor has."}})
+    return {"groups": [{"name": "container-infra", "rules": rules}]}
+
+
+# --- how the agents run --------------------------------------------------------------------------------
+
+
+# The exporter's default list of pseudo file systems less overlay: a node that is itself a container (the
+# sandbox's) has an overlay root, and the engine's own overlays are left out by mount point (/var/lib/docker).
+FS_TYPES_EXCLUDE = ("^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|"
+                    "mqueue|nsfs|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$")
+
+# Upstream's default (Debian's package also leaves out /mnt, /media and /run, where shares are mounted).
+MOUNT_POINTS_EXCLUDE = "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
+
+
+def node_exporter_args(config: dict) -> list[str]:
+    """The exporter's flags: the host's proc, sys and root under /host, so every metric is the node's."""
+    return ["--path.procfs=/host/proc", "--path.sysfs=/host/sys", "--path.rootfs=/host",
+            f"--collector.filesystem.fs-types-exclude={FS_TYPES_EXCLUDE}",
+            f"--collector.filesystem.mount-points-exclude={MOUNT_POINTS_EXCLUDE}",
+            f"--collector.textfile.directory=/host{TEXTFILE_DIR}",
+            f"--web.listen-address=:{config['node_exporter_port']}"]
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _labelled(argv: list[str], extra: Any = None) -> dict:
+    spec_digest = digest([argv, extra])
+    return {"digest": spec_digest, "argv": [*argv[:3], "--label", f"{LABEL}={spec_digest}", *argv[3:]]}
+
+
+def node_exporter_run(config: dict, mode: str) -> dict:
+    """The node exporter as a Swarm global service (mode swarm) or a plain container: {name, kind, argv, digest}.
+
+    Host network: the node's own network metrics, and its port the node's (no publishing to NAT through).
+    The node's root is mounted rslave so file systems mounted later (the shares) show through.
+    """
+    image, args = config["node_exporter_image"], node_exporter_args(config)
+    if mode == "swarm":
+        argv = ["docker", "service", "create", "--detach", "--name", NODE_EXPORTER, "--mode", "global",
+                "--network", "host",
+                "--mount", "type=bind,source=/proc,target=/host/proc,readonly",
+                "--mount", "type=bind,source=/sys,target=/host/sys,readonly",
+                "--mount", "type=bind,source=/,target=/host,readonly,bind-propagation=rslave",
+                image, *args]
+        kind = "service"
+    else:
+        argv = ["docker", "run", "--detach", "--name", NODE_EXPORTER, "--restart", "unless-stopped",
+                "--network", "host", "--pid", "host",
+                "--volume", "/proc:/host/proc:ro", "--volume", "/sys:/host/sys:ro",
+                "--volume", "/:/host:ro,rslave", image, *args]
+        kind = "container"
+    return {"name": NODE_EXPORTER, "kind": kind, **_labelled(argv)}
+
+
+def prometheus_run(config: dict, mode: str, files: dict[str, str], socket_gid: int | None = None) -> dict:
+    """Prometheus as a plain container on its host; ``files`` (name -> content) are in its digest, so a changed
+    configuration recreates it (its data stays in a named volume) and an unchanged one leaves it running.
+
+    Root in the container: it reads the 0600 secret files and, on a Swarm, the engine's socket (which is root's
+    power anyway); ``socket_gid`` is not needed then and is accepted for hosts that run it otherwise.
+    """
+    argv = ["docker", "run", "--detach", "--name", PROMETHEUS, "--restart", "unless-stopped",
+            "--network", "host", "--user", "0:0",
+            "--volume", f"{CONFIG_DIR}:/etc/prometheus:ro",
+            "--volume", f"{PROMETHEUS}-data:/prometheus"]
+    if mode == "swarm":
+        argv += ["--volume", "/var/run/docker.sock:/var/run/docker.sock:ro"]
+    if socket_gid is not None:
+        argv += ["--group-add", str(socket_gid)]
+    argv += [config["prometheus_image"], "--config.file=/etc/prometheus/prometheus.yml",
+             "--storage.tsdb.path=/prometheus", f"--storage.tsdb.retention.time={config['retention']}",
+             f"--web.listen-address=:{config['prometheus_port']}"]
+    return {"name": PROMETHEUS, "kind": "container", **_labelled(argv, files)}
+
+
+def daemonset_manifest(config: dict) -> dict:
+    """The node exporter as a Kubernetes DaemonSet (host network and PID, the host's proc, sys and / read-only)."""
+    labels = {"app.kubernetes.io/name": "node-exporter", "app.kubernetes.io/part-of": "container-infra"}
+    port = config["node_exporter_port"]
+    mounts = [("proc", "/proc", "/host/proc"), ("sys", "/sys", "/host/sys"), ("root", "/", "/host")]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "node-exporter", "namespace": config["namespace"], "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "updateStrategy": {"type": "RollingUpdate"},
+            "template": {
+                "metadata": {"labels": labels,
+                             "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(port)}},
+                "spec": {
+                    "hostNetwork": True,
+                    "hostPID": True,
+                    "tolerations": [{"operator": "Exists"}],
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65534},
+                    "containers": [{
+                        "name": "node-exporter",
+                        "image": config["node_exporter_image"],
+                        "args": node_exporter_args(config),
+                        "ports": [{"name": "metrics", "containerPort": port, "hostPort": port,
+                                   "protocol": "TCP"}],
+                        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"},
+                                      "limits": {"memory": "64Mi"}},
+                        "volumeMounts": [
+                            {"name": name, "mountPath": target, "readOnly": True,
+                             **({"mountPropagation": "HostToContainer"} if name == "root" else {})}
+                            for name, _, target in mounts],
+                    }],
+                    "volumes": [{"name": name, "hostPath": {"path": source}} for name, source, _ in mounts],
+                },
+            },
+        },
+    }
+
+
+# The engine's metrics are scraped from the Prometheus host, another node: every address of the node.
+ALL_ADDRESSES = "0.0.0.0"  # noqa: S104
+
+
+def engine_daemon_settings(config: dict, address: str = ALL_ADDRESSES) -> dict:
+    """The daemon.json keys the engine's metrics endpoint needs (merged into the node's file key by key)."""
+    if not config["engine_metrics"]:
+        return {}
+    return {"metrics-addr": f"{address}:{config['engine_metrics_port']}"}
+
+
+def cluster_plan(config: dict, nodes: list[dict], storage: list[dict] | None, cluster: str,
+                 server: str) -> dict:
+    """Everything the cluster's Prometheus host gets, from the settings and the inventory's nodes.
+
+    ``nodes``: name, address, role, nodegroup of every node of the cluster in the play; ``server`` the host
+    running Prometheus. The mode is decided per node from its engine, so here it is the server's.
+    """
+    return {
+        "server": server,
+        "mounts": storage_mounts(storage, nodes),
+        "file_sd": {
+            "targets-node.json": file_sd_targets(nodes, config["node_exporter_port"]),
+            "targets-docker-engine.json": (file_sd_targets(nodes, config["engine_metrics_port"])
+                                           if config["engine_metrics"] else []),
+        },
+    }
+
+
+def images(config: dict) -> list[str]:
+    return sorted({config["node_exporter_image"], config["prometheus_image"]})

@@ -1,0 +1,177 @@
+"""The monitoring role on a small Swarm of the sandbox: playbooks/monitoring.yml as an operator runs it, with the
+inventory a cluster's written one would be (two Docker-backed nodes, the first a manager), images from the
+sandbox's registry (built from Debian's packages).
+
+Prometheus is asked through its HTTP API on the manager (over SSH to the node's floating IP, a loopback address
+here, as the demo reaches nodes; the sandbox forwards only SSH and the Swarm's TLS port). The tests run in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible_runner import ansible_module
+from cluster_access import ssh, wait_ssh
+from test_docker_nodes import boot, delete, with_floating_ip
+from test_storage import wait_for
+
+from container_infra.sandbox import images, registry
+from container_infra.sandbox.layout import STORAGE_NETWORK
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+RUN = uuid.uuid4().hex[:6]
+CLUSTER = f"mon-{RUN}"
+
+
+def run(node, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    return ssh(node["address"], node["key"], command, check=check)
+
+
+def spec(**more) -> dict:
+    return {"enabled": True, "node_exporter_image": f"{images.image_name('node-exporter')}:latest",
+            "prometheus_image": f"{images.image_name('prometheus')}:latest",
+            "scrape_interval": "5s", "evaluation_interval": "5s", "node_down_for": "30s", **more}
+
+
+class Monitoring:
+    def __init__(self, work: Path, nodes: list[dict]):
+        self.work, self.nodes = work, nodes
+        self.env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                        ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+                        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+                        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+        hosts = {node["name"]: {
+            "ansible_host": node["address"], "ansible_user": "core",
+            "ansible_ssh_private_key_file": str(node["key"]),
+            "ansible_ssh_common_args": "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no",
+            "container_infra_cluster": CLUSTER, "container_infra_role": node["role"],
+            "container_infra_nodegroup": f"default-{node['role']}",
+        } for node in nodes}
+        by_role = {role: {n: hosts[n] for n in hosts if hosts[n]["container_infra_role"] == role}
+                   for role in ("master", "worker")}
+        self.inventory = work / "hosts.yml"
+        self.inventory.write_text(yaml.safe_dump({"all": {"children": {
+            "masters": {"hosts": by_role["master"]}, "workers": {"hosts": by_role["worker"]},
+            f"cluster_{CLUSTER}": {"hosts": {n: {} for n in hosts}}}}}))
+
+    def play(self, monitoring: dict):
+        variables = self.work / "vars.json"
+        variables.write_text(json.dumps({"container_infra_monitoring": monitoring}))
+        started = time.monotonic()
+        done = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(self.inventory), "-e", f"@{variables}",
+                               str(REPO / "playbooks" / "monitoring.yml")],
+                              cwd=REPO, env=self.env, capture_output=True, text=True, timeout=600)
+        done.elapsed = time.monotonic() - started
+        try:
+            done.report = json.loads(done.stdout[done.stdout.index("{"):])
+        except ValueError:
+            raise AssertionError(f"no JSON (rc {done.returncode}): {done.stdout[-3000:]} {done.stderr[-2000:]}") \
+                from None
+        return done
+
+
+def failures(done) -> list[str]:
+    return [result.get("msg", "") for play in done.report["plays"] for task in play["tasks"]
+            for result in task["hosts"].values() if result.get("failed")]
+
+
+def changed_tasks(done) -> list[str]:
+    return [f"{task['task']['name']} on {host}" for play in done.report["plays"] for task in play["tasks"]
+            for host, result in task["hosts"].items() if result.get("changed")]
+
+
+def query(node, promql: str) -> list[dict]:
+    """An instant query of the Prometheus on ``node`` (its API on the node's loopback, over SSH)."""
+    script = ("import json,sys,urllib.parse,urllib.request;"
+              "q=urllib.parse.urlencode({'query':sys.argv[1]});"
+              "print(urllib.request.urlopen('http://127.0.0.1:9090/api/v1/query?'+q,timeout=10).read().decode())")
+    out = run(node, f"python3 -c {json.dumps(script)} {json.dumps(promql)}", check=False)
+    if out.returncode != 0:
+        return []
+    answer = json.loads(out.stdout)
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]
+
+
+@pytest.fixture(scope="module")
+def nodes(sandbox, osc, ssh_keypair):
+    key_name, key = ssh_keypair
+    names = [f"mon-{RUN}-a", f"mon-{RUN}-b"]
+    addresses = []
+    try:
+        servers = boot(osc, names, key_name, properties={"sandbox_dockerd": "true"})
+        # The storage network reaches the sandbox's registry (10.80.0.2).
+        attached = ansible_module("os_server_interface", {
+            "cloud": "sandbox", "servers": names, "interfaces": [{"network": STORAGE_NETWORK}], "poll_interval": 1})
+        out = []
+        for index, name in enumerate(names):
+            address = with_floating_ip(osc, name)
+            addresses.append(address)
+            wait_ssh(address, key)
+            port = attached["servers"][name][STORAGE_NETWORK]
+            node = {"name": name, "address": address, "key": key, "role": "master" if index == 0 else "worker",
+                    "fixed": servers[name]["addresses"]["private"][0]}
+            run(node, f"dev=$(ip -o link | awk -F': ' '/{port['mac']}/ {{print $2}}' | cut -d@ -f1); "
+                      f"sudo ip link set $dev up && sudo ip addr replace {port['ip']}/24 dev $dev")
+            wait_for(lambda node=node: run(node, "docker info >/dev/null 2>&1", check=False).returncode == 0,
+                     "dockerd", timeout=60)
+            out.append(node)
+        manager, worker = out
+        run(manager, f"docker swarm init --advertise-addr {manager['fixed']} >/dev/null")
+        token = run(manager, "docker swarm join-token -q worker").stdout.strip()
+        run(worker, f"docker swarm join --advertise-addr {worker['fixed']} --token {token} "
+                    f"{manager['fixed']}:2377 >/dev/null")
+        yield out
+    finally:
+        delete(osc, *names)
+        for address in addresses:
+            osc.run("floating", "ip", "delete", address, check=False)
+
+
+@pytest.fixture(scope="module")
+def monitoring(nodes, sandbox, tmp_path_factory):
+    images.build(["prometheus", "node-exporter"], print, registry.ca_path(sandbox))
+    return Monitoring(tmp_path_factory.mktemp("monitoring"), nodes)
+
+
+def test_an_image_the_registry_lacks_is_one_sentence_and_nothing_is_deployed(monitoring, nodes):
+    missing = f"{registry.PREFIX}nope-{RUN}:1"
+    done = monitoring.play(spec(node_exporter_image=missing))
+    assert done.returncode != 0
+    (message,) = set(failures(done))
+    assert message.startswith(f"The image {missing} is not in the registry {registry.REGISTRY}"), message
+    assert changed_tasks(done) == []
+    manager = nodes[0]
+    assert run(manager, "docker service ls -q").stdout.strip() == ""
+    assert run(manager, "docker ps -aq").stdout.strip() == ""
+
+
+def test_converge_every_exporter_and_engine_is_up_with_the_nodes_file_systems(monitoring, nodes):
+    done = monitoring.play(spec())
+    assert done.returncode == 0, failures(done)
+    print(f"first run (2 nodes): {done.elapsed:.1f} s")
+    manager = nodes[0]
+    names = {node["name"] for node in nodes}
+
+    def all_up() -> bool:
+        ups = query(manager, 'up{job=~"node|docker-engine"}')
+        seen = {(s["metric"]["job"], s["metric"].get("node")) for s in ups if s["value"][1] == "1"}
+        return seen == {(job, name) for job in ("node", "docker-engine") for name in names}
+
+    wait_for(all_up, "up == 1 for every node exporter and engine", timeout=120)
+    # The root file system is the node's: the size the node itself sees for /, not the exporter container's.
+    sizes = {s["metric"]["node"]: int(float(s["value"][1]))
+             for s in query(manager, 'node_filesystem_size_bytes{job="node",mountpoint="/"}')}
+    for node in nodes:
+        # As the exporter computes it: blocks times the block size.
+        statvfs = run(node, "python3 -c 'import os; s = os.statvfs(chr(47)); print(s.f_blocks * s.f_bsize)'")
+        assert sizes[node["name"]] == int(statvfs.stdout), (node["name"], sizes)

@@ -1,0 +1,588 @@
+"""The monitoring role's logic (container_infra.monitoring) and its node modules, without a cloud.
+
+Prometheus's configuration and rules are checked by Debian's promtool (``promtool check config``/``check
+rules``), and the alert rules' behaviour by ``promtool test rules`` on made-up series; the Grafana dashboard's
+metrics against what Debian's node exporter really exposes (run here on 127.0.0.1 for a moment).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from container_infra import monitoring
+
+REPO = Path(__file__).resolve().parents[2]
+ROLE = REPO / "roles" / "container_infra_monitoring"
+PROMTOOL = shutil.which("promtool")
+NODE_EXPORTER = shutil.which("prometheus-node-exporter")
+
+
+def _library(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "library" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def config(**spec) -> dict:
+    return monitoring.settings({"enabled": True, **spec})
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess:
+    assert PROMTOOL, "promtool is missing: run scripts/host-packages.sh (Debian's prometheus package ships it)"
+    return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=60)
+
+
+# --- settings: defaults and bad input ----------------------------------------------------------------------
+
+
+def test_settings_default_to_off_with_every_key():
+    out = monitoring.settings(None)
+    assert out["enabled"] is False
+    assert set(out) == set(monitoring.DEFAULTS)
+
+
+def test_settings_keep_what_the_spec_gives():
+    out = config(scrape_interval="30s", node_down_for="2m", node_exporter_image="r:5000/ne:1")
+    assert (out["scrape_interval"], out["node_down_for"], out["node_exporter_image"]) == ("30s", "2m", "r:5000/ne:1")
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("15s", 15), ("1m30s", 90), ("2h", 7200), ("1d", 86400),
+                                                ("500ms", 0.5), ("", None), ("1 m", None), ("m", None),
+                                                ("1s1m", None)])
+def test_duration_seconds(value, seconds):
+    assert monitoring.duration_seconds(value) == seconds
+
+
+def _one_sentence(message: str) -> bool:
+    return message.count(". ") == 0 and message.endswith(".")
+
+
+def test_a_scrape_interval_longer_than_the_node_down_for_is_refused_in_one_sentence():
+    with pytest.raises(monitoring.MonitoringError) as caught:
+        config(scrape_interval="2m", node_down_for="1m")
+    message = str(caught.value)
+    assert "scrape_interval 2m is longer than the node-down alert's for (1m)" in message
+    assert _one_sentence(message)
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://host/write", "https://", "metrics.example.org/write", 42])
+def test_a_remote_write_url_that_is_not_a_url_is_refused_in_one_sentence(url):
+    with pytest.raises(monitoring.MonitoringError) as caught:
+        config(remote_write={"url": url})
+    message = str(caught.value)
+    assert message.startswith(f"monitoring.remote_write.url {url!r} is not an http(s) URL")
+    assert _one_sentence(message)
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    ({"orchestrator": "nomad"}, "monitoring.orchestrator 'nomad' is not one of"),
+    ({"node_exporter_port": 70000}, "monitoring.node_exporter_port 70000 is not a TCP port"),
+    ({"filesystem_full_percent": 100}, "monitoring.filesystem_full_percent 100 is not a percentage"),
+    ({"retention": "forever"}, "monitoring.retention 'forever' is not a Prometheus duration"),
+    ({"prometheus_image": "has space"}, "monitoring.prometheus_image 'has space' is not an image reference"),
+    ({"scrape": "15s"}, "monitoring.scrape is not a monitoring setting"),
+    ({"remote_write": {"url": "https://m.example.org/w", "username": "u"}}, "needs both username and password"),
+])
+def test_other_bad_settings_are_one_sentence_each(spec, words):
+    with pytest.raises(monitoring.MonitoringError) as caught:
+        config(**spec)
+    assert words in str(caught.value)
+    assert _one_sentence(str(caught.value))
+
+
+def test_several_problems_give_one_sentence_each():
+    with pytest.raises(monitoring.MonitoringError) as caught:
+        config(scrape_interval="5m", remote_write={"url": "nope"})
+    assert str(caught.value).count(".") >= 2 and "scrape_interval" in str(caught.value) and "nope" in str(caught.value)
+
+
+# --- Prometheus's configuration, checked by promtool -------------------------------------------------------
+
+
+NODES = [{"name": "swarm-master-0", "address": "10.0.0.10", "role": "master", "nodegroup": "default-master"},
+         {"name": "swarm-node-0", "address": "10.0.0.11", "role": "worker", "nodegroup": "default-worker"},
+         {"name": "swarm-gpu-0", "address": "10.0.0.12", "role": "worker", "nodegroup": "gpu"}]
+STORAGE = [{"name": "scratch", "kind": "cephfs", "path": "/mnt/scratch"},
+           {"name": "gpu-data", "kind": "cephfs", "path": "/mnt/gpu", "nodegroups": ["gpu"]},
+           {"name": "home", "kind": "gluster", "path": "/home/shared", "roles": ["worker"]},
+           {"name": "old", "kind": "cephfs", "path": "/mnt/old", "state": "absent"}]
+
+
+def _check_config(tmp_path: Path, prometheus: dict, files: dict[str, str]) -> subprocess.CompletedProcess:
+    """promtool check config with /etc/prometheus pointed at tmp_path (where the role's files would be)."""
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+    text = yaml.safe_dump(prometheus).replace("/etc/prometheus/", f"{tmp_path}/")
+    (tmp_path / "prometheus.yml").write_text(text)
+    return promtool("check", "config", str(tmp_path / "prometheus.yml"))
+
+
+@pytest.mark.parametrize("mode", ["swarm", "none"])
+def test_prometheus_config_passes_promtool(tmp_path, mode):
+    cfg = config(remote_write={"url": "https://metrics.example.org/api/v1/write", "username": "site",
+                               "password": "s3cret"})
+    rules = yaml.safe_dump(monitoring.alert_rules(cfg, monitoring.storage_mounts(STORAGE, NODES)))
+    files = {"rules.yml": rules, "remote-write-password": "s3cret",
+             "targets-node.json": json.dumps(monitoring.file_sd_targets(NODES, 9100)),
+             "targets-docker-engine.json": json.dumps(monitoring.file_sd_targets(NODES, 9323))}
+    result = _check_config(tmp_path, monitoring.prometheus_config(cfg, mode, "swarm-sandbox"), files)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_a_swarm_finds_its_targets_through_the_engine_socket():
+    jobs = {j["job_name"]: j for j in monitoring.prometheus_config(config(), "swarm", "c1")["scrape_configs"]}
+    assert set(jobs) == {"node", "docker-engine", "prometheus"}
+    for name, port in (("node", 9100), ("docker-engine", 9323)):
+        assert jobs[name]["dockerswarm_sd_configs"] == [{"host": "unix:///var/run/docker.sock", "role": "nodes"}]
+        relabel = jobs[name]["relabel_configs"]
+        assert {"source_labels": ["__meta_dockerswarm_node_address"], "target_label": "__address__",
+                "replacement": f"$1:{port}"} in relabel
+        assert {"source_labels": ["__meta_dockerswarm_node_hostname"], "target_label": "node"} in relabel
+        assert {"target_label": "cluster", "replacement": "c1"} in relabel
+
+
+def test_without_a_swarm_the_targets_come_from_the_inventory():
+    cfg = config(engine_metrics=False)
+    jobs = {j["job_name"]: j for j in monitoring.prometheus_config(cfg, "none", "c1")["scrape_configs"]}
+    assert set(jobs) == {"node", "prometheus"}
+    assert jobs["node"]["file_sd_configs"][0]["files"] == ["/etc/prometheus/targets-node.json"]
+    assert monitoring.file_sd_targets(NODES[:2], 9100) == [
+        {"targets": ["10.0.0.10:9100"], "labels": {"node": "swarm-master-0"}},
+        {"targets": ["10.0.0.11:9100"], "labels": {"node": "swarm-node-0"}}]
+
+
+def test_remote_write_secrets_stay_out_of_the_configuration():
+    cfg = config(remote_write={"url": "https://m.example.org/w", "bearer_token": "tok3n"})
+    text = yaml.safe_dump(monitoring.prometheus_config(cfg, "swarm", "c1"))
+    assert "tok3n" not in text
+    assert monitoring.prometheus_config(cfg, "swarm", "c1")["remote_write"] == [
+        {"url": "https://m.example.org/w",
+         "authorization": {"credentials_file": "/etc/prometheus/remote-write-token"}}]
+    assert monitoring.remote_write_secret(cfg) == {"name": "remote-write-token", "content": "tok3n"}
+    assert monitoring.remote_write_secret(config()) == {}
+
+
+# --- alert rules: promtool check and behaviour -------------------------------------------------------------
+
+
+def test_storage_mounts_follow_the_storage_spec_placement():
+    assert monitoring.storage_mounts(STORAGE, NODES) == {
+        "/mnt/scratch": ["swarm-gpu-0", "swarm-master-0", "swarm-node-0"],
+        "/mnt/gpu": ["swarm-gpu-0"],
+        "/home/shared": ["swarm-gpu-0", "swarm-node-0"]}
+
+
+def test_alert_rules_pass_promtool(tmp_path):
+    rules = monitoring.alert_rules(config(), monitoring.storage_mounts(STORAGE, NODES))
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
+    result = promtool("check", "rules", str(tmp_path / "rules.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    names = [r["alert"] for r in rules["groups"][0]["rules"]]
+    assert names == ["NodeDown", "DockerEngineMetricsDown", "FilesystemNearlyFull", "StorageMountMissing",
+                     "StorageMountMissing", "StorageMountMissing", "GpusMissing"]
+
+
+def test_alert_rules_fire_as_meant(tmp_path):
+    """promtool test rules: a node down fires after `for`, a missing share fires only where it belongs, a full
+    file system fires, a node with fewer GPUs than its flavor fires and one with all of them does not."""
+    cfg = config(node_down_for="1m", filesystem_full_for="2m")
+    rules = monitoring.alert_rules(cfg, monitoring.storage_mounts(STORAGE[:2], NODES))
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
+
+    def fs(node, mountpoint, size, avail):
+        return [{"series": f'node_filesystem_size_bytes{{job="node",node="{node}",mountpoint="{mountpoint}",'
+                           f'fstype="ext4"}}', "values": f"{size}x10"},
+                {"series": f'node_filesystem_avail_bytes{{job="node",node="{node}",mountpoint="{mountpoint}",'
+                           f'fstype="ext4"}}', "values": f"{avail}x10"}]
+
+    series = [
+        {"series": 'up{job="node",node="swarm-master-0",instance="10.0.0.10:9100"}', "values": "1 1 0 0 0 0 0"},
+        {"series": 'up{job="node",node="swarm-node-0",instance="10.0.0.11:9100"}', "values": "1x10"},
+        {"series": 'up{job="node",node="swarm-gpu-0",instance="10.0.0.12:9100"}', "values": "1x10"},
+        *fs("swarm-master-0", "/", 100, 50), *fs("swarm-master-0", "/mnt/scratch", 100, 50),
+        *fs("swarm-node-0", "/", 100, 5),
+        *fs("swarm-gpu-0", "/", 100, 50), *fs("swarm-gpu-0", "/mnt/scratch", 100, 50),
+        # swarm-node-0 lacks /mnt/scratch; swarm-gpu-0 lacks /mnt/gpu (only placed on the gpu nodegroup).
+        {"series": 'container_infra_gpus_expected{job="node",node="swarm-gpu-0"}', "values": "2x10"},
+        {"series": 'container_infra_gpu_info{job="node",node="swarm-gpu-0",gpu="0"}', "values": "1x10"},
+        {"series": 'container_infra_gpus_expected{job="node",node="swarm-node-0"}', "values": "0x10"},
+    ]
+    down = {"severity": "critical", "job": "node", "node": "swarm-master-0", "instance": "10.0.0.10:9100"}
+    test = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": series,
+            "alert_rule_test": [
+                {"eval_time": "2m", "alertname": "NodeDown", "exp_alerts": []},
+                {"eval_time": "4m", "alertname": "NodeDown", "exp_alerts": [{"exp_labels": down, "exp_annotations": {
+                    "summary": "Node swarm-master-0 (10.0.0.10:9100) does not answer."}}]},
+                {"eval_time": "3m", "alertname": "StorageMountMissing", "exp_alerts": [
+                    {"exp_labels": {"severity": "critical", "mountpoint": "/mnt/gpu", "job": "node",
+                                    "node": "swarm-gpu-0", "instance": "10.0.0.12:9100"},
+                     "exp_annotations": {"summary": "/mnt/gpu is not mounted on swarm-gpu-0."}},
+                    {"exp_labels": {"severity": "critical", "mountpoint": "/mnt/scratch", "job": "node",
+                                    "node": "swarm-node-0", "instance": "10.0.0.11:9100"},
+                     "exp_annotations": {"summary": "/mnt/scratch is not mounted on swarm-node-0."}}]},
+                {"eval_time": "5m", "alertname": "FilesystemNearlyFull", "exp_alerts": [
+                    {"exp_labels": {"severity": "warning", "job": "node", "node": "swarm-node-0", "mountpoint": "/",
+                                    "fstype": "ext4"},
+                     "exp_annotations": {"summary": "/ on swarm-node-0 is more than 90% full."}}]},
+                {"eval_time": "3m", "alertname": "GpusMissing", "exp_alerts": [
+                    {"exp_labels": {"severity": "critical", "node": "swarm-gpu-0"},
+                     "exp_annotations": {"summary": "swarm-gpu-0 shows fewer GPUs than the 2 its flavor has."}}]},
+            ],
+        }],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test))
+    result = promtool("test", "rules", str(tmp_path / "test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- how the agents run ---------------------------------------------------------------------------------
+
+
+def _flag_values(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv) if arg == flag]
+
+
+def test_the_swarm_service_is_global_on_the_host_with_the_nodes_file_systems_read_only():
+    run = monitoring.node_exporter_run(config(node_exporter_image="r:5000/ne:1"), "swarm")
+    argv = run["argv"]
+    assert argv[:3] == ["docker", "service", "create"] and run["kind"] == "service"
+    assert _flag_values(argv, "--mode") == ["global"] and _flag_values(argv, "--network") == ["host"]
+    assert _flag_values(argv, "--mount") == [
+        "type=bind,source=/proc,target=/host/proc,readonly", "type=bind,source=/sys,target=/host/sys,readonly",
+        "type=bind,source=/,target=/host,readonly,bind-propagation=rslave"]
+    assert _flag_values(argv, "--label") == [f"{monitoring.LABEL}={run['digest']}"]
+    image_at = argv.index("r:5000/ne:1")
+    args = argv[image_at + 1:]
+    assert args[:3] == ["--path.procfs=/host/proc", "--path.sysfs=/host/sys", "--path.rootfs=/host"]
+    assert args[5:] == ["--collector.textfile.directory=/host/var/lib/container-infra/node-exporter",
+                        "--web.listen-address=:9100"]
+    # Overlay is not left out: a node that is a container has an overlay root.
+    assert args[3].startswith("--collector.filesystem.fs-types-exclude=^(") and "overlay" not in args[3]
+    # /mnt is not left out (Debian's package leaves it out by default): the shares are mounted there.
+    assert args[4].startswith("--collector.filesystem.mount-points-exclude=^/(") and "mnt" not in args[4]
+
+
+def test_the_plain_container_mounts_the_same_and_restarts_with_the_engine():
+    argv = monitoring.node_exporter_run(config(), "none")["argv"]
+    assert argv[:3] == ["docker", "run", "--detach"]
+    assert _flag_values(argv, "--volume") == ["/proc:/host/proc:ro", "/sys:/host/sys:ro", "/:/host:ro,rslave"]
+    assert _flag_values(argv, "--restart") == ["unless-stopped"]
+
+
+def test_digests_change_with_the_definition_only():
+    a, b = monitoring.node_exporter_run(config(), "swarm"), monitoring.node_exporter_run(config(), "swarm")
+    assert a == b
+    assert monitoring.node_exporter_run(config(node_exporter_port=9200), "swarm")["digest"] != a["digest"]
+    files = {"prometheus.yml": "a"}
+    p1 = monitoring.prometheus_run(config(), "swarm", files)
+    assert p1 == monitoring.prometheus_run(config(), "swarm", dict(files))
+    assert monitoring.prometheus_run(config(), "swarm", {"prometheus.yml": "b"})["digest"] != p1["digest"]
+    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in p1["argv"]
+    socket_mount = "/var/run/docker.sock:/var/run/docker.sock:ro"
+    assert socket_mount not in monitoring.prometheus_run(config(), "none", files)["argv"]
+
+
+def test_engine_metrics_setting():
+    assert monitoring.engine_daemon_settings(config()) == {"metrics-addr": "0.0.0.0:9323"}
+    assert monitoring.engine_daemon_settings(config(engine_metrics=False)) == {}
+
+
+# --- the Kubernetes DaemonSet, checked offline ----------------------------------------------------------
+
+
+def test_the_daemonset_manifest_is_consistent():
+    manifest = monitoring.daemonset_manifest(config(node_exporter_image="r:5000/ne:1"))
+    # What the API server would insist on, checked by hand (no Kubernetes API here).
+    assert (manifest["apiVersion"], manifest["kind"]) == ("apps/v1", "DaemonSet")
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", manifest["metadata"]["name"])
+    spec = manifest["spec"]
+    selector = spec["selector"]["matchLabels"]
+    assert selector.items() <= spec["template"]["metadata"]["labels"].items()
+    pod = spec["template"]["spec"]
+    assert pod["hostNetwork"] is True and pod["hostPID"] is True
+    (container,) = pod["containers"]
+    assert container["image"] == "r:5000/ne:1"
+    assert container["args"] == monitoring.node_exporter_args(config())
+    volumes = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"]}
+    assert volumes == {"proc": "/proc", "sys": "/sys", "root": "/"}
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert set(mounts) == set(volumes)
+    assert all(m["readOnly"] for m in mounts.values())
+    assert mounts["root"]["mountPath"] == "/host" and mounts["root"]["mountPropagation"] == "HostToContainer"
+    assert container["ports"][0]["containerPort"] == container["ports"][0]["hostPort"] == 9100
+    # It survives a YAML round trip as the role writes it.
+    assert yaml.safe_load(yaml.safe_dump(manifest)) == manifest
+
+
+# --- the Grafana dashboard ------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def exporter_metrics() -> set[str]:
+    """The metric names Debian's node exporter exposes on this machine (run on 127.0.0.1 only)."""
+    assert NODE_EXPORTER, "prometheus-node-exporter is missing: run scripts/host-packages.sh"
+    port = _free_port()
+    process = subprocess.Popen([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+                    text = answer.read().decode()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "the node exporter did not answer within 30 s"
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def _panel_metrics(dashboard: dict) -> set[str]:
+    words = set()
+    functions = {"sum", "count", "avg", "rate", "by", "or", "vector", "up", "ALERTS", "node", "mode", "idle",
+                 "job", "cluster", "fstype", "tmpfs", "overlay", "device", "lo", "state", "running", "alertstate"}
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = re.sub(r'"[^"]*"|\[[^\]]*\]', "", target["expr"])
+            words |= {w for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expr) if w not in functions}
+    return words
+
+
+def test_the_dashboard_is_json_whose_panels_use_real_metrics(exporter_metrics):
+    dashboard = json.loads((ROLE / "files" / "grafana-dashboard.json").read_text())
+    assert dashboard["uid"] and dashboard["panels"]
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+    used = _panel_metrics(dashboard)
+    node_metrics = {m for m in used if m.startswith("node_")}
+    assert node_metrics, "the dashboard shows no node exporter metric"
+    assert node_metrics <= exporter_metrics, sorted(node_metrics - exporter_metrics)
+    # The engine's own metric (no engine runs metrics here; its name is the engine's documented one).
+    assert used - node_metrics <= {"engine_daemon_container_states_containers"}
+
+
+# --- the node modules --------------------------------------------------------------------------------------
+
+
+def test_daemon_json_is_merged_key_by_key(tmp_path):
+    module = _library("container_infra_docker_daemon")
+    path = tmp_path / "daemon.json"
+    path.write_text(json.dumps({"storage-driver": "vfs", "metrics-addr": "127.0.0.1:1", "debug": True}))
+    path.chmod(0o600)
+    merged = module.merge(module.read(str(path)), {"metrics-addr": "0.0.0.0:9323", "debug": None})
+    assert merged == {"storage-driver": "vfs", "metrics-addr": "0.0.0.0:9323"}
+    module.write(str(path), merged)
+    assert json.loads(path.read_text()) == merged and path.stat().st_mode & 0o777 == 0o600
+    assert module.read(str(tmp_path / "missing.json")) == {}
+    (tmp_path / "list.json").write_text("[]")
+    with pytest.raises(ValueError):
+        module.read(str(tmp_path / "list.json"))
+
+
+def test_workloads_are_made_again_only_when_their_digest_changed():
+    module = _library("container_infra_docker_workload")
+    labelled = {"Config": {"Labels": {module.LABEL: "abc"}}, "State": {"Running": True}}
+    assert module.action("container", None, "abc") == "created"
+    assert module.action("container", labelled, "abc") == "unchanged"
+    assert module.action("container", labelled, "def") == "replaced"
+    assert module.action("container", {**labelled, "State": {"Running": False}}, "abc") == "started"
+    service = {"Spec": {"Labels": {module.LABEL: "abc"}}}
+    assert module.action("service", service, "abc") == "unchanged"
+    assert module.action("service", service, "x") == "replaced"
+    assert module.LABEL == monitoring.LABEL
+
+
+@pytest.mark.parametrize(("image", "parsed"), [
+    ("10.80.0.2:5000/container-infra/node-exporter:latest",
+     ("10.80.0.2:5000", "container-infra/node-exporter", "latest")),
+    ("10.80.0.2:5000/container-infra/prometheus", ("10.80.0.2:5000", "container-infra/prometheus", "latest")),
+    ("quay.io/prometheus/prometheus:v2.53.2", ("quay.io", "prometheus/prometheus", "v2.53.2")),
+    ("prom/node-exporter:v1.8.2", ("registry-1.docker.io", "prom/node-exporter", "v1.8.2")),
+    ("busybox", ("registry-1.docker.io", "library/busybox", "latest")),
+    ("localhost/x@sha256:ab", ("localhost", "x", "sha256:ab")),
+])
+def test_image_references_are_read_as_the_engine_reads_them(image, parsed):
+    assert _library("container_infra_registry_image").parse(image) == parsed
+
+
+def test_an_image_the_registry_lacks_is_one_sentence(monkeypatch):
+    module = _library("container_infra_registry_image")
+
+    def not_found(request, **_kwargs):
+        raise urllib.error.HTTPError(request.full_url, 404, "Not Found", {}, None)
+
+    monkeypatch.setattr(module.urllib.request, "urlopen", not_found)
+    assert module.present("r:5000", "container-infra/nope", "latest", module.context("/nonexistent", "r:5000"),
+                          5) is False
+    failures = []
+
+    class Module:
+        check_mode = False
+
+        def __init__(self, **_kwargs):
+            self.params = {"images": ["r:5000/container-infra/nope:1"], "certs_d": "/nonexistent", "timeout": 5}
+
+        def fail_json(self, **kwargs):
+            failures.append(kwargs)
+            raise SystemExit(1)
+
+        def exit_json(self, **kwargs):
+            raise AssertionError(f"a missing image passed: {kwargs}")
+
+    monkeypatch.setattr(module, "AnsibleModule", Module)
+    with pytest.raises(SystemExit):
+        module.main()
+    (failure,) = failures
+    assert failure["msg"].startswith("The image r:5000/container-infra/nope:1 is not in the registry r:5000")
+    assert _one_sentence(failure["msg"])
+
+
+# --- the role's files ----------------------------------------------------------------------------------
+
+
+def test_every_role_variable_is_typed_and_in_the_readme():
+    specs = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    readme = (ROLE / "README.md").read_text()
+    assert set(defaults) <= set(specs)
+    for name, spec in specs.items():
+        assert name.startswith("container_infra_monitoring_") and spec.get("type")
+        assert name in readme, name
+    for key in specs["container_infra_monitoring_settings"]["options"]:
+        assert key in monitoring.DEFAULTS, key
+        assert f"`{key}`" in readme, key
+    assert set(monitoring.DEFAULTS) == set(specs["container_infra_monitoring_settings"]["options"])
+
+
+# --- playbooks/monitoring.yml without a node: what is refused before anything runs, the Kubernetes manifest ------
+
+
+def play_monitoring(tmp_path: Path, settings: dict, **more) -> subprocess.CompletedProcess:
+    """playbooks/monitoring.yml on localhost (a master of cluster c1) with ``settings`` as the spec's key."""
+    from ansible_runner import BIN, run
+
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {
+        "masters": {"hosts": {"localhost": {"ansible_connection": "local", "container_infra_cluster": "c1",
+                                            "container_infra_role": "master",
+                                            "ansible_python_interpreter": str(BIN / "python")}}},
+        "cluster_c1": {"hosts": {"localhost": {}}}}}}))
+    variables = tmp_path / "vars.json"
+    variables.write_text(json.dumps({"container_infra_monitoring": settings, **more}))
+    return run([str(BIN / "ansible-playbook"), "-i", str(inventory), "-e", f"@{variables}",
+                str(REPO / "playbooks" / "monitoring.yml")], timeout=300)
+
+
+def ran(done: subprocess.CompletedProcess) -> list[tuple[str, str]]:
+    from ansible_runner import report_of
+
+    return [(task["task"]["name"].removeprefix("container_infra_monitoring : "), result.get("msg", ""))
+            for play in report_of(done.stdout)["plays"] for task in play["tasks"]
+            for result in task["hosts"].values() if not result.get("skipped")]
+
+
+@pytest.mark.parametrize(("settings", "words"), [
+    ({"enabled": True, "scrape_interval": "2m", "node_down_for": "1m"},
+     "monitoring.scrape_interval 2m is longer than the node-down alert's for (1m)"),
+    ({"enabled": True, "remote_write": {"url": "not a url"}},
+     "monitoring.remote_write.url 'not a url' is not an http(s) URL"),
+])
+def test_bad_settings_stop_the_play_at_its_first_task(tmp_path, settings, words):
+    done = play_monitoring(tmp_path, settings)
+    assert done.returncode != 0
+    tasks = ran(done)
+    assert tasks[-1][0] == "Check the monitoring settings" and words in tasks[-1][1], tasks
+    # Nothing after the check ran (argument validation, then the check).
+    assert [name for name, _ in tasks] == ["Validating arguments against arg spec 'main' - Node exporters as "
+                                           "containers on every node, the engines' metrics and a Prometheus with "
+                                           "alerts", "Check the monitoring settings"]
+
+
+def test_a_typo_in_the_settings_is_refused_by_the_argument_spec(tmp_path):
+    done = play_monitoring(tmp_path, {"enabled": True, "scrape_intervall": "15s"})
+    assert done.returncode != 0
+    assert any("scrape_intervall" in msg for _, msg in ran(done)), ran(done)
+
+
+def test_monitoring_off_runs_nothing_on_the_node(tmp_path):
+    done = play_monitoring(tmp_path, {})
+    assert done.returncode == 0, ran(done)
+    assert [name for name, _ in ran(done)][-1] == "The monitoring settings, completed with the defaults"
+
+
+def test_a_kubernetes_cluster_gets_the_daemonset_manifest_and_no_container(tmp_path):
+    settings = {"enabled": True, "orchestrator": "kubernetes", "node_exporter_image": "r:5000/ne:1"}
+    done = play_monitoring(tmp_path, settings, container_infra_monitoring_manifest_dir=str(tmp_path / "out"))
+    assert done.returncode == 0, ran(done)
+    manifest = yaml.safe_load((tmp_path / "out" / "node-exporter-daemonset.yml").read_text())
+    assert manifest == monitoring.daemonset_manifest(config(**settings))
+    assert [name for name, _ in ran(done)][1:] == [
+        "Check the monitoring settings", "The monitoring settings, completed with the defaults",
+        "Monitoring of the cluster's nodes",
+        "This node, and its cluster's first node and Prometheus host", "The DaemonSet manifest of a Kubernetes cluster",
+        "The manifest's directory", "The node exporter's DaemonSet"]
+    again = play_monitoring(tmp_path, settings, container_infra_monitoring_manifest_dir=str(tmp_path / "out"))
+    from ansible_runner import report_of
+
+    assert all(host["changed"] == 0 for host in report_of(again.stdout)["stats"].values())
+
+
+def test_the_remote_write_secret_is_never_in_the_output_even_at_vvv(tmp_path):
+    """A check-mode run without a Swarm (plain containers, inventory targets) with a remote write password."""
+    from ansible_runner import BIN, report_of
+    from ansible_runner import run as ansible_run
+
+    settings = {"enabled": True, "orchestrator": "none",
+                "remote_write": {"url": "https://m.example.org/w", "username": "u", "password": "pw-5ecret-x"}}
+    play_monitoring(tmp_path, settings)  # writes the inventory and vars
+    done = ansible_run([str(BIN / "ansible-playbook"), "-C", "--diff", "-vvv", "-i", str(tmp_path / "hosts.yml"),
+                        "-e", f"@{tmp_path / 'vars.json'}", "-e", "container_infra_monitoring_check_images=false",
+                        str(REPO / "playbooks" / "monitoring.yml")], timeout=300)
+    assert done.returncode == 0, [(name, msg) for name, msg in ran(done) if msg]
+    assert "pw-5ecret-x" not in done.stdout + done.stderr
+    names = [task["task"]["name"] for play in report_of(done.stdout)["plays"] for task in play["tasks"]]
+    assert any(name.endswith("The remote write secret (0600, never in prometheus.yml)") for name in names)
+
+
+def test_a_swarm_that_is_not_ready_yet_is_waited_for_and_a_missing_workload_is_none(monkeypatch):
+    module = _library("container_infra_docker_workload")
+    answers = [subprocess.CompletedProcess([], 1, "", "Error response from daemon: This node is not a swarm manager."),
+               subprocess.CompletedProcess([], 1, "", "Error: no such service: container-infra-node-exporter")]
+    calls = []
+    monkeypatch.setattr(module.subprocess, "run", lambda argv, **_kw: calls.append(argv) or answers.pop(0))
+    monkeypatch.setattr(module.time, "sleep", lambda _s: None)
+    assert module.inspect("service", "container-infra-node-exporter") is None
+    assert len(calls) == 2
+    monkeypatch.setattr(module.subprocess, "run",
+                        lambda argv, **_kw: subprocess.CompletedProcess([], 1, "", "permission denied"))
+    with pytest.raises(RuntimeError, match="permission denied"):
+        module.inspect("container", "x")
