@@ -8,6 +8,7 @@ import time
 
 import click
 
+from container_infra.job_cli import job
 from container_infra.sandbox import install as installer
 from container_infra.sandbox import manager, nodeimage
 from container_infra.sandbox.fault_cli import fault
@@ -139,6 +140,7 @@ def image_build(force: bool) -> None:
 
 sandbox.add_command(fault)
 sandbox.add_command(images)
+main.add_command(job)
 
 
 if __name__ == "__main__":
