@@ -208,7 +208,7 @@ def parse(spec: dict) -> Job:
                           f"{INDEX_VARIABLE} is set by the toolkit); rename it.")
     deadline = spec.get("deadline")
     seconds = None
-    if deadline not in (None, ""):
+    if deadline not in (None, "", 0, "0"):  # 0: no deadline (a form's empty default)
         seconds = int(deadline) if isinstance(deadline, int) and not isinstance(deadline, bool) \
             else duration_seconds(str(deadline))
         if not seconds or seconds <= 0:
