@@ -14,12 +14,28 @@ import sys
 from pathlib import Path
 
 import click
+import requests
+import urllib3
 import yaml
+from docker.errors import DockerException
+from kubernetes.client.exceptions import ApiException
 
 from container_infra import jobs
+from container_infra.jobs_backend import JobsBackend
+from container_infra.jobs_kubernetes import KubernetesJobs, api_client
 from container_infra.jobs_swarm import SwarmError, SwarmJobs, connect
 
+#: What a backend raises when the cluster cannot be reached or refuses: a message for the user, no traceback.
+BACKEND_ERRORS = (SwarmError, ApiException, DockerException, requests.RequestException, urllib3.exceptions.HTTPError)
+
 FINAL_EXIT = {"complete": 0}
+
+
+def _explained(error: Exception) -> str:
+    if isinstance(error, SwarmError):
+        return str(error)
+    return (f"The cluster's API did not answer as asked ({type(error).__name__}: {str(error)[:300]}); check that the "
+            "cluster is up and that its credentials are current.")
 
 
 def _credentials(cluster: str | None, credentials: str | None, clusters_dir: str) -> Path:
@@ -30,13 +46,16 @@ def _credentials(cluster: str | None, credentials: str | None, clusters_dir: str
     return Path(clusters_dir) / cluster / "credentials"
 
 
-def _backend(ctx: click.Context) -> SwarmJobs:
+def _backend(ctx: click.Context) -> JobsBackend:
+    """The Swarm's jobs (env.sh in the credentials), else a Kubernetes cluster's (a kubeconfig named config)."""
     options = ctx.obj
+    credentials = _credentials(options["cluster"], options["credentials"], options["clusters_dir"])
     try:
-        return SwarmJobs(connect(_credentials(options["cluster"], options["credentials"], options["clusters_dir"])),
-                         gpu_kind=options["gpu_kind"])
-    except SwarmError as error:
-        raise click.ClickException(str(error)) from error
+        if (credentials / "config").exists() and not (credentials / "env.sh").exists():
+            return KubernetesJobs(api_client(credentials / "config"), options["namespace"])
+        return SwarmJobs(connect(credentials), gpu_kind=options["gpu_kind"])
+    except BACKEND_ERRORS as error:
+        raise click.ClickException(_explained(error)) from error
 
 
 def _load_storage(path: str | None, cluster: str | None) -> list[dict] | None:
@@ -85,7 +104,7 @@ def _emit(summary: dict, as_json: bool) -> None:
                 click.echo(f"    {line}")
 
 
-def _failed_tails(backend: SwarmJobs, summary: dict, lines: int = 10) -> dict[int, list[str]]:
+def _failed_tails(backend: JobsBackend, summary: dict, lines: int = 10) -> dict[int, list[str]]:
     tails = {}
     for task in summary["task_states"]:
         if task["state"] in jobs.FAILED_STATES:
@@ -127,10 +146,14 @@ class _Progress:
               show_default="clusters", help="Where the toolkit writes each cluster's inventory and credentials.")
 @click.option("--gpu-kind", default=jobs.GPU_KIND, show_default=True,
               help="The Swarm generic resource kind the nodes advertise their GPUs as.")
+@click.option("--namespace", default="default", show_default=True, help="A Kubernetes cluster's namespace.")
 @click.pass_context
-def job(ctx: click.Context, cluster: str | None, credentials: str | None, clusters_dir: str, gpu_kind: str) -> None:
-    """Users' jobs: N tasks of an image across a cluster's nodes."""
-    ctx.obj = {"cluster": cluster, "credentials": credentials, "clusters_dir": clusters_dir, "gpu_kind": gpu_kind}
+def job(ctx: click.Context, cluster: str | None, credentials: str | None, clusters_dir: str, gpu_kind: str,
+        namespace: str) -> None:
+    """Users' jobs: N tasks of an image across a cluster's nodes (a Swarm's replicated-job services, a
+    Kubernetes cluster's Indexed Jobs)."""
+    ctx.obj = {"cluster": cluster, "credentials": credentials, "clusters_dir": clusters_dir, "gpu_kind": gpu_kind,
+               "namespace": namespace}
 
 
 def _spec(file: str | None, options: dict) -> dict:
@@ -182,8 +205,8 @@ def submit(ctx, spec_file, name, image, tasks, max_concurrent, gpus_per_task, mo
                                    cluster=ctx.obj["cluster"] or "", registry_ca=registry_ca)
     except jobs.JobError as error:
         raise click.ClickException("nothing submitted: " + str(error)) from error
-    except SwarmError as error:
-        raise click.ClickException(str(error)) from error
+    except BACKEND_ERRORS as error:
+        raise click.ClickException(_explained(error)) from error
     click.echo(f"job {parsed.name}: submitted, {parsed.tasks} task(s), {parsed.max_concurrent} at a time", err=True)
     if not wait:
         if as_json:
@@ -208,8 +231,8 @@ def status(ctx, name: str, as_json: bool) -> None:
     backend = _backend(ctx)
     try:
         summary = backend.status(name)
-    except SwarmError as error:
-        raise click.ClickException(str(error)) from error
+    except BACKEND_ERRORS as error:
+        raise click.ClickException(_explained(error)) from error
     summary["failed_logs"] = _failed_tails(backend, summary) if summary["state"] == "failed" else {}
     _emit(summary, as_json)
 
@@ -225,8 +248,8 @@ def logs(ctx, name: str, index: int | None, follow: bool, tail: str) -> None:
     try:
         for task_index, line in _backend(ctx).logs(name, index, follow=follow, tail=tail):
             click.echo(f"[task {task_index}] {line}")
-    except SwarmError as error:
-        raise click.ClickException(str(error)) from error
+    except BACKEND_ERRORS as error:
+        raise click.ClickException(_explained(error)) from error
 
 
 @job.command()
@@ -237,8 +260,8 @@ def cancel(ctx, name: str, as_json: bool) -> None:
     """Cancel a job: its running tasks stop and its service is removed."""
     try:
         summary = _backend(ctx).cancel(name)
-    except SwarmError as error:
-        raise click.ClickException(str(error)) from error
+    except BACKEND_ERRORS as error:
+        raise click.ClickException(_explained(error)) from error
     _emit(summary, as_json)
 
 
@@ -247,7 +270,10 @@ def cancel(ctx, name: str, as_json: bool) -> None:
 @click.pass_context
 def list_jobs(ctx, as_json: bool) -> None:
     """The cluster's container-infra jobs and their counts."""
-    summaries = _backend(ctx).list()
+    try:
+        summaries = _backend(ctx).list()
+    except BACKEND_ERRORS as error:
+        raise click.ClickException(_explained(error)) from error
     if as_json:
         click.echo(json.dumps(summaries, indent=2, default=str))
         return

@@ -412,7 +412,7 @@ def kubernetes_job(job: Job, namespace: str = "default") -> dict:
     labels = {"app.kubernetes.io/managed-by": "container-infra", "container-infra/job": job.name}
     spec: dict[str, Any] = {"completionMode": "Indexed", "completions": job.tasks, "parallelism": job.max_concurrent,
                             "backoffLimit": 0,
-                            "template": {"metadata": {"labels": labels}, "spec": pod}}
+                            "template": {"metadata": {"labels": dict(labels)}, "spec": pod}}
     if job.deadline:
         spec["activeDeadlineSeconds"] = job.deadline
     return {"apiVersion": "batch/v1", "kind": "Job",

@@ -10,8 +10,7 @@ cancels a job past its deadline and reports it so.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -19,7 +18,7 @@ from docker import errors as docker_errors
 
 from container_infra import jobs
 from container_infra.credentials import current_state
-from container_infra.registry_check import image_error
+from container_infra.jobs_backend import JobsBackend
 
 
 class SwarmError(RuntimeError):
@@ -42,7 +41,7 @@ def connect(credentials: Path, timeout: float = 30) -> docker.DockerClient:
                          "the cluster is up and that its first manager has its floating IP.") from error
 
 
-class SwarmJobs:
+class SwarmJobs(JobsBackend):
     """A Swarm's jobs: submit, status, wait, logs, cancel, list."""
 
     def __init__(self, client: docker.DockerClient, gpu_kind: str = jobs.GPU_KIND):
@@ -91,20 +90,6 @@ class SwarmJobs:
         summary["logs"] = {t["index"]: jobs.log_hint(summary["name"], t) for t in summary["task_states"]}
         return summary
 
-    def check(self, job: jobs.Job, storage_spec: list[dict] | None = None, cluster: str = "",
-              registry_ca: str | None = None, check_image: bool = True) -> list[str]:
-        """Every reason the job cannot run here, one sentence each (nothing is submitted)."""
-        nodes = self.nodes()
-        if storage_spec is not None:
-            jobs.node_mounts(nodes, storage_spec, cluster)
-        running = {s["name"] for s in self.list() if not s["finished"]}
-        errors = jobs.placement_errors(job, nodes, running, mounts_known=storage_spec is not None)
-        if check_image:
-            missing = image_error(job.image, registry_ca)
-            if missing:
-                errors.append(missing)
-        return errors
-
     def submit(self, job: jobs.Job, **check) -> dict:
         """Check the job, then create its service; JobError (nothing submitted) on any problem. A finished job
         of the same name is replaced."""
@@ -136,20 +121,6 @@ class SwarmJobs:
             self.api.remove_service(service["ID"])
             summary["cancelled"] = True
         return summary
-
-    def wait(self, name: str, interval: float = 2, timeout: float | None = None,
-             progress: Callable[[dict], None] | None = None) -> dict:
-        """Poll until the job is finished (or past its deadline, which cancels it); ``progress`` sees each poll."""
-        started = time.monotonic()
-        while True:
-            summary = self.status(name)
-            if progress:
-                progress(summary)
-            if summary["finished"]:
-                return summary
-            if timeout is not None and time.monotonic() - started > timeout:
-                return summary
-            time.sleep(interval)
 
     def cancel(self, name: str) -> dict:
         """Remove the job's service: its running tasks stop. The status as it was is returned."""

@@ -7,6 +7,7 @@ import kubernetes_validate
 import pytest
 
 from container_infra import jobs
+from container_infra.jobs_kubernetes import INDEX_ANNOTATION, pod_view
 from container_infra.registry_check import split_reference
 
 IMAGE = "10.80.0.2:5000/container-infra/base:latest"
@@ -193,3 +194,19 @@ def test_a_broken_manifest_fails_the_offline_validation():
 ])
 def test_image_references_split_as_docker_splits_them(image, parts):
     assert split_reference(image) == parts
+
+
+def pod(index, phase, exit_code=None, node="k1"):
+    status = {"phase": phase, "containerStatuses": [{"containerID": "containerd://abc", "state": (
+        {"terminated": {"exitCode": exit_code}} if exit_code is not None else {"running": {}})}]}
+    return {"metadata": {"name": f"sim-{index}-x", "annotations": {INDEX_ANNOTATION: str(index)},
+                         "creationTimestamp": "2026-11-30T00:00:00Z"}, "spec": {"nodeName": node}, "status": status}
+
+
+def test_an_indexed_jobs_pods_are_task_views_with_index_state_and_exit_code():
+    views = [pod_view(pod(0, "Succeeded", 0)), pod_view(pod(1, "Failed", 7)), pod_view(pod(2, "Running"))]
+    assert [(v["index"], v["state"], v["exit_code"]) for v in views] == [(0, "complete", 0), (1, "failed", 7),
+                                                                         (2, "running", None)]
+    assert views[0]["node"] == "k1" and views[0]["container"] == "abc"
+    summary = jobs.summarize("sim", 4, views)
+    assert (summary["state"], summary["pending"], summary["done"], summary["failed"]) == ("running", 1, 1, 1)
