@@ -35,7 +35,7 @@ def connect(credentials: Path, timeout: float = 30) -> docker.DockerClient:
     tls = docker.tls.TLSConfig(client_cert=(str(credentials / "cert.pem"), str(credentials / "key.pem")),
                                ca_cert=str(credentials / "ca.pem"), verify=True)
     try:
-        return docker.DockerClient(base_url=state["server"].replace("tcp://", "https://"), tls=tls, timeout=timeout)
+        return docker.DockerClient(base_url=state["server"], tls=tls, timeout=timeout, version="auto")
     except docker_errors.DockerException as error:
         raise SwarmError(f"The Swarm's Docker API at {state['server']} could not be reached ({error}); check that "
                          "the cluster is up and that its first manager has its floating IP.") from error

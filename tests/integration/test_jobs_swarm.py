@@ -88,7 +88,8 @@ def swarm(sandbox, osc, ssh_keypair, tmp_path_factory):
         print(f"cluster of 4 built: {time.monotonic() - STARTED:.0f} s into the file")
         stack = shown.get("cluster_id") or shown["stack_id"]
         ids = sorted(server_ids(osc, stack))
-        credentials = work / "credentials"
+        # Where the cluster role writes them: <inventory root>/<cluster>/credentials.
+        credentials = work / CLUSTER / "credentials"
         written = ansible_module("os_container_infra_config", {"cloud": "sandbox", "cluster": CLUSTER,
                                                                "dest": str(credentials)})
         assert not written.get("failed"), written
@@ -263,16 +264,42 @@ def test_a_host_network_job_reaches_another_node_over_the_lln_with_jumbo_frames(
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     (task,) = json.loads(done.stdout)["task_states"]
     assert task["node"] == source["hostname"] and task["exit_code"] == 0
-    # Without the host network the task has no LLN interface: the same ping fails.
+    # On the engine's bridge instead (MTU 1500) the same unfragmented jumbo ping cannot leave the task.
     bridged = submit(swarm, f"lln-bridged-{RUN}", "--label", "lln=source", "--json",
-                     command=f"ping -c 1 -W 2 {target['lln']}")
-    assert bridged.returncode == 1
+                     command=f"ping -c 1 -W 2 -M do -s 8972 {target['lln']}")
+    assert bridged.returncode == 1, bridged.stdout[-2000:]
+    assert json.loads(bridged.stdout)["state"] == "failed"
 
 
 def _node_update(swarm, hostname: str, labels: dict) -> tuple:
     (node,) = [n for n in swarm["client"].api.nodes() if n["Description"]["Hostname"] == hostname]
     spec = dict(node["Spec"], Labels={**(node["Spec"].get("Labels") or {}), **labels})
     return node["ID"], node["Version"]["Index"], spec
+
+
+def job_play(swarm, work: Path, spec: dict):
+    """playbooks/job.yml on the control host, the cluster's credentials where the cluster role writes them."""
+    local = {"all": {"hosts": {"localhost": {"ansible_connection": "local",
+                                             "ansible_python_interpreter": sys.executable}}}}
+    return playbook(work, local, REPO / "playbooks" / "job.yml", {
+        "container_infra_job_cluster": CLUSTER, "container_infra_cluster_inventory_root": str(swarm["work"]),
+        "container_infra_job_registry_ca": swarm["registry_ca"], "container_infra_job": spec})
+
+
+def test_the_playbook_submits_a_job_and_reports_each_task(swarm):
+    work = swarm["work"] / "playbook"
+    work.mkdir()
+    done = job_play(swarm, work, {"name": f"play-{RUN}", "image": IMAGE, "command": "hostname", "tasks": 2})
+    assert done.returncode == 0, failures(done)
+    lines = [result["msg"] for play in done.report["plays"] for task in play["tasks"]
+             if task["task"]["name"] == "Each task's exit code and where its log is"
+             for result in task["hosts"]["localhost"]["results"]]
+    assert len(lines) == 2 and all(": complete, exit code 0;" in line for line in lines), lines
+    # Bad input through the playbook: one sentence, nothing submitted.
+    again = job_play(swarm, work, {"name": f"play2-{RUN}", "image": IMAGE, "command": "true", "gpus_per_task": 4})
+    assert again.returncode != 0
+    assert "The job asks 4 GPU(s) per task" in json.dumps(again.report)
+    assert f"play2-{RUN}" not in job_services(swarm)
 
 
 def test_a_host_network_stack_deploys_once_and_a_second_run_changes_nothing(swarm):
