@@ -79,7 +79,9 @@ class SwarmJobs(JobsBackend):
         found = [s for s in self._services(name) if s["Spec"]["Name"] == name]
         return found[0] if found else None
 
-    def _summary(self, service: dict, hostnames: dict[str, str] | None = None) -> dict:
+    def _summary(self, service: dict, hostnames: dict[str, str] | None = None, enforce_deadline: bool = True) -> dict:
+        """The job's state from its tasks; a job past its deadline is cancelled here (the Swarm has no
+        deadline of its own), whoever asks first."""
         labels = service["Spec"].get("Labels") or {}
         hostnames = self._hostnames() if hostnames is None else hostnames
         views = [jobs.task_view(t, hostnames) for t in self.api.tasks(filters={"service": service["ID"]})]
@@ -88,6 +90,9 @@ class SwarmJobs(JobsBackend):
                                  deadline=deadline)
         summary["image"] = service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
         summary["logs"] = {t["index"]: jobs.log_hint(summary["name"], t) for t in summary["task_states"]}
+        if enforce_deadline and summary["state"] == "deadline-exceeded":
+            self.api.remove_service(service["ID"])
+            summary["cancelled"] = True
         return summary
 
     def submit(self, job: jobs.Job, **check) -> dict:
@@ -109,25 +114,22 @@ class SwarmJobs(JobsBackend):
             created = self.api.create_service(task_template=task, name=spec["Name"], labels=spec["Labels"],
                                               mode=spec["Mode"])
         except docker_errors.APIError as error:
-            raise SwarmError(f"The Swarm refused the job {job.name}: {error.explanation or error}.") from error
+            reason = str(error.explanation or error).rstrip(".")
+            raise SwarmError(f"The Swarm refused the job {job.name}: {reason}.") from error
         return {"name": job.name, "id": created["ID"], "tasks": job.tasks, "max_concurrent": job.max_concurrent}
 
     def status(self, name: str, enforce_deadline: bool = True) -> dict:
         service = self._service(name)
         if service is None:
             raise SwarmError(f"No job named {name} on this cluster; `container-infra job list` shows its jobs.")
-        summary = self._summary(service)
-        if enforce_deadline and summary["state"] == "deadline-exceeded":
-            self.api.remove_service(service["ID"])
-            summary["cancelled"] = True
-        return summary
+        return self._summary(service, enforce_deadline=enforce_deadline)
 
     def cancel(self, name: str) -> dict:
         """Remove the job's service: its running tasks stop. The status as it was is returned."""
         service = self._service(name)
         if service is None:
             raise SwarmError(f"No job named {name} on this cluster; `container-infra job list` shows its jobs.")
-        summary = self._summary(service)
+        summary = self._summary(service, enforce_deadline=False)
         self.api.remove_service(service["ID"])
         summary.update(cancelled=True, state=summary["state"] if summary["finished"] else "cancelled", finished=True)
         return summary

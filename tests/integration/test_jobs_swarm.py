@@ -254,6 +254,15 @@ def test_a_name_already_running_is_refused_and_cancel_stops_the_running_tasks(sw
     assert name not in job_services(swarm)
 
 
+def test_a_job_past_its_deadline_is_cancelled_and_reported_so(swarm):
+    name = f"late-{RUN}"
+    done = submit(swarm, name, "--deadline", "5s", "--json", command="sleep 300")
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["state"] == "deadline-exceeded" and summary["cancelled"], summary
+    assert name not in job_services(swarm)
+
+
 def test_a_host_network_job_reaches_another_node_over_the_lln_with_jumbo_frames(swarm):
     source, target = swarm["lln"]
     swarm["client"].api.update_node(*_node_update(swarm, source["hostname"], {"lln": "source"}))
