@@ -14,11 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
+import requests
 from docker import errors as docker_errors
 
 from container_infra import jobs
 from container_infra.credentials import current_state
 from container_infra.jobs_backend import JobsBackend
+
+API_VERSION = "1.41"
 
 
 class SwarmError(RuntimeError):
@@ -35,8 +38,15 @@ def connect(credentials: Path, timeout: float = 30) -> docker.DockerClient:
     tls = docker.tls.TLSConfig(client_cert=(str(credentials / "cert.pem"), str(credentials / "key.pem")),
                                ca_cert=str(credentials / "ca.pem"), verify=True)
     try:
-        return docker.DockerClient(base_url=state["server"], tls=tls, timeout=timeout, version="auto")
-    except docker_errors.DockerException as error:
+        # A fixed API version (no request before the next line): replicated jobs need 1.41 (Docker 20.10), which
+        # later engines still serve.
+        client = docker.DockerClient(base_url=state["server"], tls=tls, timeout=timeout, version=API_VERSION)
+        # The client is a requests session: with the environment trusted, $REQUESTS_CA_BUNDLE would replace the
+        # cluster's CA for every request (requests' merge of settings), and the manager's certificate would fail.
+        client.api.trust_env = False
+        client.ping()
+        return client
+    except (docker_errors.DockerException, requests.RequestException) as error:
         raise SwarmError(f"The Swarm's Docker API at {state['server']} could not be reached ({error}); check that "
                          "the cluster is up and that its first manager has its floating IP.") from error
 
