@@ -29,6 +29,9 @@ LABEL_SUBMITTED = "container_infra.job.submitted"
 LABEL_DEADLINE = "container_infra.job.deadline"
 #: Each task learns its index (0 .. tasks-1) from this variable, on Swarm and on Kubernetes alike.
 INDEX_VARIABLE = "CONTAINER_INFRA_TASK_INDEX"
+#: A Swarm task's index from its slot (0 .. tasks-1): the template's .Task.Slot says the node's ID for slot 0 (as
+#: for a global service's tasks), hence the comparison (text/template's own ``eq``).
+SLOT_TEMPLATE = "{{if eq .Task.Slot .Node.ID}}0{{else}}{{.Task.Slot}}{{end}}"
 #: The Swarm node labels the container_infra_swarm role sets (and the GPU role's ``gpu``).
 NODEGROUP_LABEL = "nodegroup"
 ISLAND_LABEL = "island"
@@ -290,7 +293,7 @@ def swarm_service(job: Job, submitted: float | None = None, gpu_kind: str = GPU_
     labels = {LABEL: job.name, LABEL_TASKS: str(job.tasks), LABEL_SUBMITTED: str(int(submitted))}
     if job.deadline:
         labels[LABEL_DEADLINE] = str(int(submitted) + job.deadline)
-    env = [f"{k}={v}" for k, v in job.env] + [f"{INDEX_VARIABLE}={{{{.Task.Slot}}}}"]
+    env = [f"{k}={v}" for k, v in job.env] + [f"{INDEX_VARIABLE}={SLOT_TEMPLATE}"]
     container: dict[str, Any] = {
         "Image": job.image,
         "Env": env,

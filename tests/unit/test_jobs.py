@@ -119,7 +119,8 @@ def test_the_swarm_service_is_a_replicated_job_with_everything_the_job_asks():
     assert sorted(task["Placement"]["Constraints"]) == ["node.labels.gpu==true", "node.labels.nodegroup==gpu"]
     container = task["ContainerSpec"]
     assert container["Mounts"] == [{"Type": "bind", "Source": "/mnt/scratch", "Target": "/s", "ReadOnly": True}]
-    assert container["Env"] == ["A=1", "CONTAINER_INFRA_TASK_INDEX={{.Task.Slot}}"]
+    assert container["Env"] == ["A=1", "CONTAINER_INFRA_TASK_INDEX={{if eq .Task.Slot .Node.ID}}0{{else}}"
+                                "{{.Task.Slot}}{{end}}"]
     assert container["Command"] == ["sh", "-c", "echo $CONTAINER_INFRA_TASK_INDEX"]
     plain = jobs.swarm_service(job())["TaskTemplate"]
     assert "Networks" not in plain and "Resources" not in plain
