@@ -10,6 +10,8 @@ cancels a job past its deadline and reports it so.
 
 from __future__ import annotations
 
+import copy
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from container_infra.credentials import current_state
 from container_infra.jobs_backend import JobsBackend
 
 API_VERSION = "1.41"
+#: The node label no node carries: a cancelled job's last iteration waits on it, running nowhere.
+CANCELLED_LABEL = "container_infra.job.cancelled"
 
 
 class SwarmError(RuntimeError):
@@ -101,6 +105,7 @@ class SwarmJobs(JobsBackend):
         summary["image"] = service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
         summary["logs"] = {t["index"]: jobs.log_hint(summary["name"], t) for t in summary["task_states"]}
         if enforce_deadline and summary["state"] == "deadline-exceeded":
+            self._stop_tasks(service)
             self.api.remove_service(service["ID"])
             summary["cancelled"] = True
         return summary
@@ -140,9 +145,31 @@ class SwarmJobs(JobsBackend):
         if service is None:
             raise SwarmError(f"No job named {name} on this cluster; `container-infra job list` shows its jobs.")
         summary = self._summary(service, enforce_deadline=False)
+        if not summary["finished"]:
+            self._stop_tasks(service)
         self.api.remove_service(service["ID"])
         summary.update(cancelled=True, state=summary["state"] if summary["finished"] else "cancelled", finished=True)
         return summary
+
+    def _stop_tasks(self, service: dict, timeout: float = 60) -> None:
+        """Stop a job's running tasks before its service goes: removing a replicated-job service leaves its running
+        containers running on engines before 24 (moby/moby#44312). A new iteration of the job that no node can
+        take (an update bumps a job's iteration) makes the orchestrator shut down the old iteration's tasks."""
+        spec = service["Spec"]
+        task = copy.deepcopy(spec["TaskTemplate"])
+        placement = task.setdefault("Placement", {})
+        nowhere = f"node.labels.{CANCELLED_LABEL}=={service['ID']}"
+        placement["Constraints"] = [*(placement.get("Constraints") or []), nowhere]
+        task["ForceUpdate"] = int(task.get("ForceUpdate") or 0) + 1
+        self.api.update_service(service["ID"], service["Version"]["Index"], task_template=task, name=spec["Name"],
+                                labels=spec.get("Labels"), mode=spec["Mode"])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            tasks = self.api.tasks(filters={"service": service["ID"]})
+            if not any((t.get("Status") or {}).get("State") in jobs.RUNNING_STATES | {"starting", "preparing"}
+                       for t in tasks):
+                return
+            time.sleep(1)
 
     def list(self) -> list[dict]:
         hostnames = self._hostnames()

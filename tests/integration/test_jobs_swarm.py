@@ -138,7 +138,8 @@ def swarm(sandbox, osc, ssh_keypair, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mounted(swarm):
-    """The CephFS share on every node, by the storage role as an operator runs it."""
+    """The CephFS share on every node, by the storage role as an operator runs it (which also brings up the
+    storage network's NIC, the nodes' way to the registry: every job needs it)."""
     hosts = {node["name"]: {
         "ansible_host": node["address"], "ansible_user": "core", "ansible_ssh_private_key_file": str(node["key"]),
         "ansible_ssh_common_args": "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no",
@@ -193,7 +194,7 @@ def test_eight_tasks_across_four_nodes_write_their_index_to_the_shared_file_syst
     assert sorted(int(i) for i in written) == list(range(8))
 
 
-def test_a_failing_task_makes_the_job_failed_with_its_exit_code_and_log_tail(swarm):
+def test_a_failing_task_makes_the_job_failed_with_its_exit_code_and_log_tail(swarm, mounted):
     name = f"fail-{RUN}"
     done = submit(swarm, name, "--tasks", "3", "--max-concurrent", "3", "--json",
                   command=f'echo "task ${jobs.INDEX_VARIABLE} here"; '
@@ -232,11 +233,27 @@ def test_bad_input_is_one_sentence_each_and_submits_nothing(swarm, mounted):
     assert job_services(swarm) == before
 
 
-def test_a_name_already_running_is_refused_and_cancel_stops_the_running_tasks(swarm):
+def wait_stopped(swarm, name: str) -> None:
+    """Until no container of the job runs on any node (its tasks stopped, not merely its service gone)."""
+    left: dict[str, str] = {}
+
+    def stopped() -> bool:
+        for node in swarm["nodes"]:
+            left[node["hostname"]] = run(node, f"docker ps -a --filter label={jobs.LABEL}={name} "
+                                               "--format '{{.ID}} {{.Status}}'").stdout.strip()
+        return not any("Up " in text for text in left.values())
+
+    try:
+        wait_for(stopped, f"the job {name}'s containers stopped on every node", timeout=90)
+    except AssertionError as error:
+        raise AssertionError(f"{error}: {left}; services {job_services(swarm)}") from None
+
+
+def test_a_name_already_running_is_refused_and_cancel_stops_the_running_tasks(swarm, mounted):
     name = f"sleep-{RUN}"
-    done = submit(swarm, name, "--tasks", "4", "--no-wait", command="sleep 600")
+    done = submit(swarm, name, "--tasks", "2", "--no-wait", command="sleep 600")
     assert done.returncode == 0, done.stderr
-    wait_for(lambda: swarm["jobs"].status(name)["running"] == 4, "4 tasks running", timeout=120)
+    wait_for(lambda: swarm["jobs"].status(name)["running"] == 2, "2 tasks running", timeout=120)
     again = submit(swarm, name, "--no-wait", command="true")
     assert again.returncode == 1
     assert again.stderr.strip() == (f"Error: nothing submitted: A job named {name} is already running; cancel it "
@@ -247,24 +264,21 @@ def test_a_name_already_running_is_refused_and_cancel_stops_the_running_tasks(sw
     assert cancelled.returncode == 0, cancelled.stderr
     assert json.loads(cancelled.stdout)["state"] == "cancelled"
 
-    def stopped() -> bool:
-        return all(run(n, f"docker ps -q --filter label={jobs.LABEL}={name}").stdout.strip() == ""
-                   for n in swarm["nodes"])
-
-    wait_for(stopped, "the cancelled job's containers gone from every node", timeout=60)
+    wait_stopped(swarm, name)
     assert name not in job_services(swarm)
 
 
-def test_a_job_past_its_deadline_is_cancelled_and_reported_so(swarm):
+def test_a_job_past_its_deadline_is_cancelled_and_reported_so(swarm, mounted):
     name = f"late-{RUN}"
     done = submit(swarm, name, "--deadline", "5s", "--json", command="sleep 300")
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
     summary = json.loads(done.stdout)
     assert summary["state"] == "deadline-exceeded" and summary["cancelled"], summary
     assert name not in job_services(swarm)
+    wait_stopped(swarm, name)
 
 
-def test_a_host_network_job_reaches_another_node_over_the_lln_with_jumbo_frames(swarm):
+def test_a_host_network_job_reaches_another_node_over_the_lln_with_jumbo_frames(swarm, mounted):
     source, target = swarm["lln"]
     swarm["client"].api.update_node(*_node_update(swarm, source["hostname"], {"lln": "source"}))
     name = f"lln-{RUN}"
@@ -296,7 +310,7 @@ def job_play(swarm, work: Path, spec: dict):
         "container_infra_job_registry_ca": swarm["registry_ca"], "container_infra_job": spec})
 
 
-def test_the_playbook_submits_a_job_and_reports_each_task(swarm):
+def test_the_playbook_submits_a_job_and_reports_each_task(swarm, mounted):
     work = swarm["work"] / "playbook"
     work.mkdir()
     done = job_play(swarm, work, {"name": f"play-{RUN}", "image": IMAGE, "command": "hostname", "tasks": 2})
@@ -312,7 +326,7 @@ def test_the_playbook_submits_a_job_and_reports_each_task(swarm):
     assert f"play2-{RUN}" not in job_services(swarm)
 
 
-def test_a_host_network_stack_deploys_once_and_a_second_run_changes_nothing(swarm):
+def test_a_host_network_stack_deploys_once_and_a_second_run_changes_nothing(swarm, mounted):
     manager = swarm["nodes"][0]
     work = swarm["work"] / "stack"
     work.mkdir()
