@@ -86,13 +86,17 @@ def services(rendered: dict, name: str) -> dict[str, str]:
 
 
 def running(inspect_lines: list[str]) -> dict[str, str]:
-    """``<service name> <digest label>`` lines (``docker service inspect --format``) as a mapping; a service
-    without the label maps to ''."""
+    """``<service name> <labels as JSON>`` lines (``docker service inspect --format '{{.Spec.Name}} {{json
+    .Spec.Labels}}'``) as service -> digest label ('' for a service without one)."""
     out = {}
     for line in inspect_lines:
-        parts = line.split()
-        if parts:
-            out[parts[0]] = parts[1] if len(parts) > 1 and parts[1] != "<no" else ""
+        name, _, labels = line.strip().partition(" ")
+        if not name:
+            continue
+        try:
+            out[name] = str((json.loads(labels) or {}).get(DIGEST_LABEL, ""))
+        except (ValueError, AttributeError):
+            out[name] = ""
     return out
 
 

@@ -3,6 +3,8 @@ whether the running services need a deploy."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from container_infra import stack
@@ -36,12 +38,17 @@ def test_the_digest_follows_the_content_not_the_order():
 def test_an_unchanged_stack_is_not_deployed_again_and_a_change_or_a_missing_service_is():
     rendered = stack.render(COMPOSE, "s1", True, JOURNALD)
     digest = rendered["services"]["sim"]["deploy"]["labels"][stack.DIGEST_LABEL]
+    def line(service, value):
+        return f"{service} " + json.dumps({"com.docker.stack.namespace": "s1", stack.DIGEST_LABEL: value},
+                                          separators=(",", ":"))
+
     assert stack.needs_deploy(rendered, "s1", [])
-    assert not stack.needs_deploy(rendered, "s1", [f"s1_sim {digest}", f"s1_probe {digest}"])
-    assert stack.needs_deploy(rendered, "s1", [f"s1_sim {digest}", "s1_probe 0123"])
-    assert stack.needs_deploy(rendered, "s1", [f"s1_sim {digest}"])
-    assert stack.needs_deploy(rendered, "s1", [f"s1_sim {digest}", f"s1_probe {digest}", f"s1_old {digest}"])
-    assert stack.needs_deploy(rendered, "s1", [f"s1_sim {digest}", "s1_probe <no value>"])
+    assert not stack.needs_deploy(rendered, "s1", [line("s1_sim", digest), line("s1_probe", digest)])
+    assert stack.needs_deploy(rendered, "s1", [line("s1_sim", digest), line("s1_probe", "0123")])
+    assert stack.needs_deploy(rendered, "s1", [line("s1_sim", digest)])
+    assert stack.needs_deploy(rendered, "s1", [line("s1_sim", digest), line("s1_probe", digest),
+                                               line("s1_old", digest)])
+    assert stack.needs_deploy(rendered, "s1", [line("s1_sim", digest), "s1_probe null"])
 
 
 def test_without_the_host_network_the_services_keep_their_networks():
