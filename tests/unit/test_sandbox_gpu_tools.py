@@ -141,7 +141,16 @@ def test_the_runtime_execs_runc_with_the_same_arguments(tmp_path):
                            "c1"], capture_output=True, text=True, env=env)
     assert done.stdout.splitlines() == [f"runc --root /r create --bundle {path} c1", "1"], done.stderr
     assert granted(path) == ["GPU-bbbb"]
-    refused = subprocess.run(["python3", str(tmp_path / "runtime"), "create", "--bundle",
+    spec = json.loads((path / "config.json").read_text())
+    (tsv,) = [m["source"] for m in spec["mounts"] if m["destination"] == f"{tmp_path}/gpus.tsv"]
+    smi_in_container = subprocess.run(["sh", str(TOOLS / "nvidia-smi"), "-L"], capture_output=True, text=True,
+                                      env={"PATH": os.environ["PATH"], "NVIDIA_SMI_GPUS_FILE": tsv})
+    # Numbered from 0, as the real driver shows a container only its devices.
+    assert smi_in_container.stdout == "GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-bbbb)\n"
+    refused = subprocess.run(["python3", str(tmp_path / "runtime"), "--log", str(tmp_path / "log.json"), "create",
+                              "--bundle",
                               str(bundle(tmp_path, ["NVIDIA_VISIBLE_DEVICES=9"])), "c2"],
                              capture_output=True, text=True, env=env)
     assert refused.returncode == 1 and "9: unknown device" in refused.stderr and refused.stdout == ""
+    # dockerd reports what runc's --log file says.
+    assert json.loads((tmp_path / "log.json").read_text())["msg"].endswith("device error: 9: unknown device")

@@ -9,7 +9,7 @@ gets the GPUs it was granted and the driver's tool:
   /etc/nvidia-container-runtime/config.toml that the container has (Swarm's ``DOCKER_RESOURCE_<KIND>``), else
   ``NVIDIA_VISIBLE_DEVICES``: ``all``, ``none``, or indices / UUIDs separated by commas; unset, empty or
   ``void``: the container is left as runc would run it;
-* the grant: the node's description of those GPUs (``/etc/sandbox/gpus.tsv``, filtered) and the node's
+* the grant: the node's description of those GPUs (``/etc/sandbox/gpus.tsv``, filtered, numbered from 0) and the node's
   ``nvidia-smi``, bind-mounted read-only at the same paths, so the tool in the container answers for those
   GPUs only (the real runtime mounts device nodes and the driver's libraries and tools).
 
@@ -118,7 +118,8 @@ def inject(bundle, config):
     granted = os.path.join(bundle, "nvidia-gpus.tsv")
     with open(granted, "w", encoding="utf-8") as handle:
         handle.write("# GPUs granted to this container by nvidia-container-runtime\n")
-        handle.writelines("\t".join(gpu) + "\n" for gpu in chosen)
+        # Numbered from 0 in the container, as the real driver enumerates only the devices it sees.
+        handle.writelines("\t".join([str(index), *gpu[1:]]) + "\n" for index, gpu in enumerate(chosen))
     mounts = [m for m in spec.get("mounts", []) if m.get("destination") not in (GPUS, SMI)]
     mounts += [{"destination": GPUS, "type": "bind", "source": granted, "options": ["rbind", "ro", "nosuid"]},
                {"destination": SMI, "type": "bind", "source": SMI, "options": ["rbind", "ro", "nosuid"]}]
@@ -127,6 +128,21 @@ def inject(bundle, config):
     with open(temp, "w", encoding="utf-8") as handle:
         json.dump(spec, handle)
     os.replace(temp, path)
+
+
+def log_error(args, message):
+    """The error where the caller reads it: stderr, and runc's ``--log`` file as JSON (dockerd shows that)."""
+    print(f"nvidia-container-runtime: {message}", file=sys.stderr)
+    for index, arg in enumerate(args):
+        path = args[index + 1] if arg == "--log" and index + 1 < len(args) else (
+            arg.split("=", 1)[1] if arg.startswith("--log=") else None)
+        if path:
+            try:
+                with open(path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps({"level": "error", "msg": message}) + "\n")
+            except OSError:
+                pass
+            return
 
 
 def main(argv):
@@ -141,7 +157,7 @@ def main(argv):
         try:
             inject(bundle_of(args, index + 1), config)
         except (OSError, ValueError) as error:
-            print(f"nvidia-container-runtime: {error}", file=sys.stderr)
+            log_error(args, str(error))
             return 1
     os.execv(runc, [runc, *args])  # noqa: S606 (an OCI runtime wrapper hands over to runc)
     return 1
