@@ -128,9 +128,11 @@ def swarm_resource(kind: str) -> str:
 
 
 def daemon_settings(gpus: list[dict], kind: str, default_runtime: bool, generic_resources: bool) -> dict:
-    """The daemon.json keys of the GPU node (None removes a key the role set before and no longer wants)."""
-    settings = {"runtimes": {RUNTIME: {"path": RUNTIME_PATH, "runtimeArgs": []}},
-                "default-runtime": RUNTIME if default_runtime else None}
+    """The daemon.json keys of the GPU node. Without ``default_runtime`` the file's own default-runtime (if any) is
+    left as it is: the role never removes a key it did not decide."""
+    settings = {"runtimes": {RUNTIME: {"path": RUNTIME_PATH, "runtimeArgs": []}}}
+    if default_runtime:
+        settings["default-runtime"] = RUNTIME
     if generic_resources:
         check_kind(kind)
         settings["node-generic-resources"] = [f"{kind}={gpu['uuid']}" for gpu in gpus]

@@ -94,7 +94,7 @@ def test_docker_settings_swarm_resources_and_labels():
     assert settings == {"runtimes": {"nvidia": {"path": "/usr/bin/nvidia-container-runtime", "runtimeArgs": []}},
                         "default-runtime": "nvidia", "node-generic-resources": ["gpu=GPU-a", "gpu=GPU-b"]}
     plain = gpu.daemon_settings(GPUS, "gpu", default_runtime=False, generic_resources=False)
-    assert plain["default-runtime"] is None and "node-generic-resources" not in plain
+    assert "default-runtime" not in plain and "node-generic-resources" not in plain
     # Docker upper-cases the kind in the variable it gives a task; the runtime must look for that one.
     assert gpu.swarm_resource("nvidia-gpu") == "DOCKER_RESOURCE_NVIDIA_GPU"
     assert gpu.swarm_labels(GPUS) == {"gpu": "true", "gpu.model": "Tesla V100-SXM2-32GB", "gpu.count": "2"}
