@@ -68,8 +68,8 @@ PYTEST_WORKERS ?= 2
 LIFECYCLE := tests/integration/test_zz_lifecycle.py
 
 test: lint setup plugin-tests
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore $(LIFECYCLE) $(PYTEST_ARGS)
-	$(BIN)/pytest $(LIFECYCLE) $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=30 --ignore $(LIFECYCLE) $(PYTEST_ARGS)
+	$(BIN)/pytest --durations=10 $(LIFECYCLE) $(PYTEST_ARGS)
 
 clean: sandbox-down
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,17 +1,20 @@
 #!/usr/bin/python
 # Copyright: container-infra contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ansible module: one look at a Magnum cluster (status, reason, nodes ACTIVE, elapsed)."""
+"""Ansible module: one look at a Magnum cluster or a Swarm stack (status, reason, nodes ACTIVE, elapsed)."""
 
 DOCUMENTATION = r"""
 ---
 module: os_container_infra_status
-short_description: One look at a Magnum cluster while waiting on it
+short_description: One look at a Magnum cluster (or a Swarm stack) while waiting on it
 description:
   - Reads a cluster once and reports its status and status_reason, how many of its nodes are ACTIVE,
     how many it should have, and whether it has settled (no C(*_IN_PROGRESS) status).
   - Made to be polled with C(until) so that a long wait shows progress every few seconds; the
     toolkit's C(container_infra_progress) callback prints RV(progress) on each retry.
+  - With O(stack), the name is the toolkit's Heat stack of a Swarm without Magnum; a server resource Heat
+    finished counts as an ACTIVE node, and an operation failed when the stack settled anywhere but a whole
+    stack (C(ROLLBACK_COMPLETE) included).
   - Read-only; never changes anything.
 version_added: "0.1.0"
 author: container-infra
@@ -31,6 +34,10 @@ options:
     type: float
   absent_is_settled:
     description: Report a missing cluster as settled (waiting for a deletion) instead of failing.
+    type: bool
+    default: false
+  stack:
+    description: O(name) is a Heat stack of a Swarm without Magnum (container_infra_swarm_stack), not a Magnum cluster.
     type: bool
     default: false
 """
@@ -54,7 +61,7 @@ EXAMPLES = r"""
 RETURN = r"""
 found: {description: Whether the cluster exists., returned: always, type: bool}
 uuid: {description: The cluster's UUID., returned: when found, type: str}
-status: {description: Magnum's status (null when absent)., returned: always, type: str}
+status: {description: Magnum's (or Heat's) status (null when absent)., returned: always, type: str}
 status_reason: {description: Magnum's status_reason., returned: when found, type: str}
 settled: {description: No operation in progress (or absent with O(absent_is_settled))., returned: always, type: bool}
 operation_failed: {description: The status ends in C(_FAILED)., returned: always, type: bool}
@@ -68,7 +75,7 @@ nodes:
   type: list
   elements: dict
 elapsed: {description: Seconds since O(started)., returned: when started is given, type: float}
-driver_kind: {description: C(heat) or C(cluster_api)., returned: when found, type: str}
+driver_kind: {description: C(heat) or C(cluster_api) (C(heat-swarm) for a stack)., returned: when found, type: str}
 progress: {description: One line for the operator (status, reason, nodes ACTIVE, elapsed)., returned: always, type: str}
 """
 

@@ -43,6 +43,16 @@ def sandbox():
     return layout
 
 
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """This machine's Docker engine, started as `sandbox up` starts it where none answers: a test
+    that drives a local engine (check mode included) must not rely on the sandbox having run first."""
+    from container_infra.sandbox import nodeimage
+    from container_infra.sandbox.layout import Layout
+
+    nodeimage.ensure_dockerd(Layout.default().log, lambda message: print(f"docker: {message}"))
+
+
 @pytest.fixture
 def unique_name(request) -> str:
     """A name no other test uses, so tests share one cloud without meeting."""

@@ -141,24 +141,27 @@ def _state(stack: dict, name: str) -> str:
 def swarm_stack_plan(stack: dict | None, digest: str, name: str) -> dict[str, str]:
     """What the stack role does with the stack as Heat holds it: ``action`` create, update or none, and a
     ``problem`` (one sentence) where no run can act now. A matching digest counts only on a finished,
-    healthy stack: a failed one is updated again (Heat retries what failed); one in progress is refused rather
-    than waited for, since the change under way may be another run's that this one's would undo."""
+    healthy stack: a failed one is updated again (Heat retries what failed). One in progress has a problem and
+    ``in_progress``: the role waits for it first and plans again (a run that does not wait leaves it alone),
+    so that the change under way, another run's, is never interrupted."""
     if not stack:
-        return {"action": "create", "problem": ""}
+        return {"action": "create", "problem": "", "in_progress": False}
     status = str(stack.get("status") or "")
     if status.endswith("_IN_PROGRESS"):
-        return {"action": "none", "problem": f"{_state(stack, name)}: another run or an operator is changing it now; "
-                f"wait until `openstack stack show {name}` says COMPLETE or FAILED, "
-                "then run again."}
+        return {"action": "none", "in_progress": True,
+                "problem": f"{_state(stack, name)}: another run or an operator is changing it now; "
+                f"wait until `openstack stack show {name}` says COMPLETE or FAILED, then run again."}
     if status.startswith("DELETE_"):
-        return {"action": "none", "problem": f"{_state(stack, name)}: Heat cannot update a stack that was being "
+        return {"action": "none", "in_progress": False,
+                "problem": f"{_state(stack, name)}: Heat cannot update a stack that was being "
                 f"deleted; delete it again (cluster_delete.yml or `openstack stack delete {name}`), then run again."}
     if status.startswith("SUSPEND_"):
-        return {"action": "none", "problem": f"{_state(stack, name)}: its servers are suspended; resume it "
+        return {"action": "none", "in_progress": False,
+                "problem": f"{_state(stack, name)}: its servers are suspended; resume it "
                 f"(`openstack stack resume {name}`), then run again."}
     if status in STACK_DONE and digest in (stack.get("tags") or []):
-        return {"action": "none", "problem": ""}
-    return {"action": "update", "problem": ""}
+        return {"action": "none", "problem": "", "in_progress": False}
+    return {"action": "update", "problem": "", "in_progress": False}
 
 
 def swarm_stack_problem(stack: dict | None, name: str) -> str:

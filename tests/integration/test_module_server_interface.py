@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from ansible_runner import ansible_module, assert_one_clear_sentence
 from cloud_servers import boot_servers, delete_servers
@@ -25,6 +27,15 @@ def two_servers(conn, unique_name):
     servers = boot(conn, unique_name, 2)
     yield [s.name for s in servers]
     cleanup(conn, unique_name)
+
+
+@pytest.fixture(scope="module")
+def idle_pair(conn):
+    """Two servers no test of this file attaches anything to (the bad-input cases share them)."""
+    name = f"modbad-{uuid.uuid4().hex[:6]}"
+    servers = boot(conn, name, 2)
+    yield [s.name for s in servers]
+    cleanup(conn, name)
 
 
 def args(servers, interfaces, **extra):
@@ -93,12 +104,12 @@ def test_lifecycle_create_rerun_check_update_delete(conn, two_servers):
     ([{"network": "hte", "vnic_type": "bogus"}], None, "vnic_type"),
     ([{"network": "hte"}], ["modb-no-such-server"], "server 'modb-no-such-server' was not found"),
 ])
-def test_bad_input_fails_in_one_sentence(conn, two_servers, interfaces, servers, message):
+def test_bad_input_fails_in_one_sentence(conn, idle_pair, interfaces, servers, message):
     ports_before = {p.id for p in conn.network.ports()}
-    result = ansible_module("os_server_interface", args(servers or two_servers, interfaces))
+    result = ansible_module("os_server_interface", args(servers or idle_pair, interfaces))
     assert_one_clear_sentence(result, message)
     # Nothing half-made: no port of these servers appeared.
-    server_ids = {conn.compute.find_server(name).id for name in two_servers}
+    server_ids = {conn.compute.find_server(name).id for name in idle_pair}
     assert not [p for p in conn.network.ports() if p.id not in ports_before and p.device_id in server_ids]
 
 

@@ -187,52 +187,54 @@ def report(message: str) -> None:
     print(f"sandbox: {message}")
 
 
-def test_down_stops_everything_and_up_keeps_every_resource(sandbox, unique_name):
+def test_down_stops_everything_and_up_keeps_every_resource(sandbox, osc, keypair, unique_name, tmp_path):
+    """One down/up cycle for every kind of state: a network, a share with its data, a server and its node."""
     conn = openstack.connect(cloud="sandbox")
     network = conn.network.create_network(name=unique_name)
     conn.network.create_subnet(network_id=network.id, name=unique_name, cidr="192.0.2.0/24", ip_version=4)
-
-    manager.down(sandbox)
-    assert sandbox_pids(sandbox) == []
-    assert [port for port in SANDBOX_PORTS if listening(port)] == []
-    assert all(service.state != "RUNNING" for service in manager.status(sandbox))
-
-    manager.up(sandbox, report)
-    assert not_running(sandbox) == []
-    conn = openstack.connect(cloud="sandbox")
-    kept = conn.network.find_network(unique_name)
-    assert kept is not None and kept.id == network.id
-    assert [subnet.cidr for subnet in conn.network.subnets(network_id=network.id)] == ["192.0.2.0/24"]
-    conn.network.delete_network(network, if_revision=None)
-
-
-def test_reset_leaves_no_resource_and_up_reseeds(sandbox, osc, unique_name):
-    conn = openstack.connect(cloud="sandbox")
-    conn.network.create_network(name=unique_name)
-    # Storage and images: a share with a cephx key, and an image in the registry.
+    server, ip = boot_reachable_node(conn, keypair, unique_name)
+    address = ip.floating_ip_address
     osc.run("share", "create", "CEPHFS", "1", "--name", unique_name, "--share-type", "cephfs", "--wait")
-    osc.run("share", "access", "create", unique_name, "cephx", f"{unique_name}-user")
-    wait_for(lambda: ceph_user_exists(sandbox, f"{unique_name}-user"), "the share's cephx key")
-    images.build(["base"], report, registry.ca_path(sandbox))
-    assert registry_repositories(sandbox)
+    try:
+        osc.run("share", "access", "create", unique_name, "cephx", f"{unique_name}-user")
+        rule = wait_for(lambda: next((r for r in osc.json("share", "access", "list", unique_name)
+                                      if r["State"] == "active"), None), "the access rule")
+        path = osc.json("share", "export", "location", "list", unique_name)[0]["Path"].split(":", 2)[2]
+        share_marker = uuid.uuid4().hex
+        with host_mount(sandbox, tmp_path, f"{unique_name}-user", rule["Access Key"], path) as mountpoint:
+            (mountpoint / "kept").write_text(share_marker)
+        assert node_container_ids() and nodes.sandbox_links()
 
-    manager.reset(sandbox)
-    assert sandbox_pids(sandbox) == []
-    assert not sandbox.mysql.exists() and not sandbox.secrets_file.exists()
-    assert not ceph.data_dir(sandbox).exists() and not (sandbox.data / "registry").exists()
-    document = yaml.safe_load(clouds.clouds_file().read_text()) or {}
-    assert not set(clouds.CLOUD_NAMES) & set(document.get("clouds", {}))
+        manager.down(sandbox)
+        assert sandbox_pids(sandbox) == []
+        assert [port for port in SANDBOX_PORTS if listening(port)] == []
+        assert all(service.state != "RUNNING" for service in manager.status(sandbox))
+        # The storage address went with the bridge: nothing of Ceph listens any more.
+        assert STORAGE_SERVICE_ADDRESS not in subprocess.run(["ip", "-o", "addr"], capture_output=True,
+                                                              text=True, check=True).stdout
+        assert_no_node_leftovers(sandbox, address)
 
-    manager.up(sandbox, report)
-    conn = openstack.connect(cloud="sandbox")
-    assert conn.network.find_network(unique_name) is None
-    assert conn.network.find_network("lln") is not None
-    assert conn.image.find_image("fedora-coreos-sandbox") is not None
-    # No share, subvolume, key or image is left: a new cluster, a new file system, an empty registry.
-    assert osc.json("share", "list") == []
-    assert ceph.ceph_json(sandbox, "fs", "subvolume", "ls", ceph.FS_NAME) == []
-    assert not ceph_user_exists(sandbox, f"{unique_name}-user")
-    assert registry_repositories(sandbox) == []
+        manager.up(sandbox, report)
+        assert not_running(sandbox) == []
+        conn = openstack.connect(cloud="sandbox")
+        kept = conn.network.find_network(unique_name)
+        assert kept is not None and kept.id == network.id
+        assert [subnet.cidr for subnet in conn.network.subnets(network_id=network.id)] == ["192.0.2.0/24"]
+        # The share, its rule and its data.
+        assert osc.json("share", "show", unique_name)["status"] == "available"
+        rules = osc.json("share", "access", "list", unique_name)
+        assert [(r["Access To"], r["State"]) for r in rules] == [(f"{unique_name}-user", "active")]
+        with host_mount(sandbox, tmp_path, f"{unique_name}-user", rules[0]["Access Key"], path) as mountpoint:
+            assert (mountpoint / "kept").read_text() == share_marker
+        # The server outlived `down` in Nova; `up` brought its node back (a new container: `down` removes
+        # the nodes, unlike a crash, after which the same containers restart with their disks).
+        wait_ssh(address, keypair, timeout=120, interval=2)
+        assert server.id in running_containers()
+    finally:
+        osc.run("share", "delete", "--wait", unique_name, check=False)
+        conn = openstack.connect(cloud="sandbox")
+        delete_node(conn, server, ip, unique_name)
+        conn.network.delete_network(network, if_revision=None, ignore_missing=True)
 
 
 def test_up_mends_a_scheduler_that_cached_no_pool(sandbox, osc_admin):
@@ -247,33 +249,6 @@ def test_up_mends_a_scheduler_that_cached_no_pool(sandbox, osc_admin):
 
     manager.up(sandbox, report)
     assert [pool["Name"] for pool in osc_admin.json("share", "pool", "list")] == ["sandbox-manila@cephfsnative#cephfs"]
-
-
-def test_down_then_up_keeps_every_share_and_its_data(sandbox, osc, unique_name, tmp_path):
-    osc.run("share", "create", "CEPHFS", "1", "--name", unique_name, "--share-type", "cephfs", "--wait")
-    try:
-        osc.run("share", "access", "create", unique_name, "cephx", f"{unique_name}-user")
-        rule = wait_for(lambda: next((r for r in osc.json("share", "access", "list", unique_name)
-                                      if r["State"] == "active"), None), "the access rule")
-        path = osc.json("share", "export", "location", "list", unique_name)[0]["Path"].split(":", 2)[2]
-        marker = uuid.uuid4().hex
-        with host_mount(sandbox, tmp_path, f"{unique_name}-user", rule["Access Key"], path) as mountpoint:
-            (mountpoint / "kept").write_text(marker)
-
-        manager.down(sandbox)
-        assert sandbox_pids(sandbox) == []
-        # The storage address went with the bridge: nothing of Ceph listens any more.
-        assert STORAGE_SERVICE_ADDRESS not in subprocess.run(["ip", "-o", "addr"], capture_output=True,
-                                                              text=True, check=True).stdout
-        manager.up(sandbox, report)
-
-        assert osc.json("share", "show", unique_name)["status"] == "available"
-        rules = osc.json("share", "access", "list", unique_name)
-        assert [(r["Access To"], r["State"]) for r in rules] == [(f"{unique_name}-user", "active")]
-        with host_mount(sandbox, tmp_path, f"{unique_name}-user", rules[0]["Access Key"], path) as mountpoint:
-            assert (mountpoint / "kept").read_text() == marker
-    finally:
-        osc.run("share", "delete", "--wait", unique_name, check=False)
 
 
 def wait_for(predicate, what: str, timeout: float = 120):
@@ -309,22 +284,36 @@ def host_mount(layout, tmp_path: Path, user: str, key: str, path: str):
         subprocess.run(["umount", str(mountpoint)], check=False, capture_output=True)
 
 
-def test_down_and_reset_leave_no_node_behind(sandbox, keypair, unique_name):
+def test_reset_leaves_no_resource_and_up_reseeds(sandbox, osc, keypair, unique_name):
+    """Runs last in this file: it wipes everything the cloud holds, a running node included."""
     conn = openstack.connect(cloud="sandbox")
-    server, ip = boot_reachable_node(conn, keypair, unique_name)
-    address = ip.floating_ip_address
+    conn.network.create_network(name=unique_name)
+    _, ip = boot_reachable_node(conn, keypair, unique_name)
     assert node_container_ids() and nodes.sandbox_links()
-
-    manager.down(sandbox)
-    assert_no_node_leftovers(sandbox, address)
-
-    manager.up(sandbox, report)
-    # The server outlived `down` in Nova; `up` brought its node back.
-    wait_ssh(address, keypair, timeout=120, interval=2)
-    assert server.id in running_containers()
+    # Storage and images: a share with a cephx key, and an image in the registry.
+    osc.run("share", "create", "CEPHFS", "1", "--name", unique_name, "--share-type", "cephfs", "--wait")
+    osc.run("share", "access", "create", unique_name, "cephx", f"{unique_name}-user")
+    wait_for(lambda: ceph_user_exists(sandbox, f"{unique_name}-user"), "the share's cephx key")
+    images.build(["base"], report, registry.ca_path(sandbox))
+    assert registry_repositories(sandbox)
 
     manager.reset(sandbox)
-    assert_no_node_leftovers(sandbox, address)
-    manager.up(sandbox, report)
-    assert node_container_ids() == {}
+    assert sandbox_pids(sandbox) == []
+    assert not sandbox.mysql.exists() and not sandbox.secrets_file.exists()
+    assert not ceph.data_dir(sandbox).exists() and not (sandbox.data / "registry").exists()
+    document = yaml.safe_load(clouds.clouds_file().read_text()) or {}
+    assert not set(clouds.CLOUD_NAMES) & set(document.get("clouds", {}))
+    assert_no_node_leftovers(sandbox, ip.floating_ip_address)
 
+    manager.up(sandbox, report)
+    conn = openstack.connect(cloud="sandbox")
+    assert conn.network.find_network(unique_name) is None
+    assert conn.network.find_network("lln") is not None
+    assert conn.image.find_image("fedora-coreos-sandbox") is not None
+    # No share, subvolume, key or image is left: a new cluster, a new file system, an empty registry.
+    assert osc.json("share", "list") == []
+    assert ceph.ceph_json(sandbox, "fs", "subvolume", "ls", ceph.FS_NAME) == []
+    assert not ceph_user_exists(sandbox, f"{unique_name}-user")
+    assert registry_repositories(sandbox) == []
+    # The server went with the database: no node comes back.
+    assert node_container_ids() == {}

@@ -369,6 +369,44 @@ def test_status_returns_the_nodes_it_found_and_fails_when_a_settled_clusters_are
         os_container_infra_status.run(module, cloud)
 
 
+@pytest.mark.parametrize(("status", "settled", "failed"), [
+    ("CREATE_IN_PROGRESS", False, False), ("UPDATE_COMPLETE", True, False), ("UPDATE_FAILED", True, True),
+    # A create Heat undid settled, but not whole: the waiting role must not go on to the inventory.
+    ("ROLLBACK_COMPLETE", True, True),
+])
+def test_a_swarm_stack_is_looked_at_like_a_cluster(status, settled, failed):
+    from types import SimpleNamespace
+
+    from container_infra import cluster_status
+
+    stack = {"id": "s-1", "stack_name": "hs", "stack_status": status, "stack_status_reason": "r"}
+    server = {"resource_type": "OS::Nova::Server", "physical_resource_id": "i-1", "resource_name": "node",
+              "links": [{"rel": "stack", "href": "https://heat/v1/p/stacks/hs/s-1"}]}
+    resources = [dict(server, resource_status="CREATE_COMPLETE"),
+                 dict(server, physical_resource_id="i-2", resource_status="CREATE_IN_PROGRESS")]
+    heat = SimpleNamespace(stacks=SimpleNamespace(get=lambda ref: stack),
+                           resources=SimpleNamespace(list=lambda ident, **kw: resources))
+    seen = cluster_status.look(SimpleNamespace(heat=lambda: heat), "hs", stack=True)
+    assert (seen["status"], seen["settled"], seen["operation_failed"]) == (status, settled, failed)
+    assert (seen["nodes_active"], seen["nodes_expected"]) == (1, 2)
+    assert seen["progress"].startswith(f"cluster hs: {status} - r - 1/2 nodes ACTIVE")
+
+
+def test_a_missing_swarm_stack_is_settled_only_when_asked():
+    from types import SimpleNamespace
+
+    from container_infra import cluster_status
+    from container_infra.cloud.errors import CloudError as Error
+
+    def missing(ref):
+        raise _heat(404, "The Stack (hs) could not be found.")
+
+    cloud = SimpleNamespace(heat=lambda: SimpleNamespace(stacks=SimpleNamespace(get=missing)))
+    assert cluster_status.look(cloud, "hs", stack=True, absent_is_settled=True)["settled"]
+    with pytest.raises(Error, match="Heat stack hs was not found in the project"):
+        cluster_status.look(cloud, "hs", stack=True)
+
+
 # ------------------------------------------------------------------ a stack that is gone (issue 15, finding 7)
 def test_a_missing_stack_is_found_false_only_when_heat_says_so():
     from container_infra.heat import stack_facts

@@ -315,7 +315,7 @@ def heat_stack(status, tags=("container-infra", "spec-1"), reason=""):
     (heat_stack("ROLLBACK_FAILED"), "update"),
 ])
 def test_the_stack_plan_trusts_the_digest_only_on_a_whole_stack(stack, action):
-    assert swarm_spec.swarm_stack_plan(stack, "spec-1", "s") == {"action": action, "problem": ""}
+    assert swarm_spec.swarm_stack_plan(stack, "spec-1", "s") == {"action": action, "problem": "", "in_progress": False}
 
 
 @pytest.mark.parametrize(("status", "words"), [
@@ -328,6 +328,8 @@ def test_the_stack_plan_trusts_the_digest_only_on_a_whole_stack(stack, action):
 def test_a_stack_no_run_can_act_on_is_one_sentence(status, words):
     plan = swarm_spec.swarm_stack_plan(heat_stack(status, reason="r."), "spec-1", "s")
     assert plan["action"] == "none" and plan["problem"].startswith(words), plan
+    # A change under way is waited for by the waiting pass, and left alone by the pass that does not wait.
+    assert plan["in_progress"] is status.endswith("_IN_PROGRESS")
     assert plan["problem"].count(". ") == 0 and plan["problem"].endswith("then run again.")
 
 
