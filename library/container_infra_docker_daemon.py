@@ -15,6 +15,9 @@ short_description: Merge keys into a node's Docker daemon.json and restart the e
 description:
   - Sets the keys of O(settings) in the Docker engine's C(daemon.json), key by key; every other key of the file
     is kept as it is (the file is never replaced by O(settings) alone). A missing file is made.
+  - Keys named in O(merge_keys) hold objects merged one level down (C(runtimes) - another role's runtime stays).
+  - Refuses, before writing, a key that the running engine also has as a command-line flag (dockerd does not
+    start when an option is set both ways).
   - Restarts the engine only when the file changed - with systemd where systemd runs, else by stopping the
     running dockerd and starting it again with its own command line (nodes without an init system).
   - Returns the engine socket's group id (for containers that read the socket).
@@ -34,8 +37,15 @@ options:
     description: Restart the engine when the file changed.
     type: bool
     default: true
+  merge_keys:
+    description: Keys whose object values are merged key by key with the file's (a null member removes it).
+    type: list
+    elements: str
+    default: []
   timeout:
-    description: Seconds the engine may take to answer again after a restart.
+    description: Seconds the engine may take to answer again after a restart (and, for a Swarm node, to be back
+      in its Swarm - a manager until the Swarm's managers answer again, so that restarts one at a time keep
+      the quorum).
     type: int
     default: 90
 """
@@ -75,15 +85,33 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 SOCKET = "/var/run/docker.sock"
 
 
-def merge(current: dict, settings: dict) -> dict:
-    """``current`` with the keys of ``settings`` set (None removes a key); the other keys untouched."""
+def merge(current: dict, settings: dict, merge_keys: tuple = ()) -> dict:
+    """``current`` with the keys of ``settings`` set (None removes a key); the other keys untouched.
+
+    A key of ``merge_keys`` whose values are objects is merged one level down the same way."""
     out = dict(current)
     for key, value in settings.items():
         if value is None:
             out.pop(key, None)
+        elif key in merge_keys and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
         else:
             out[key] = value
     return out
+
+
+# daemon.json keys whose command-line flag is not --<key>.
+FLAGS = {"runtimes": ("--add-runtime",), "node-generic-resources": ("--node-generic-resource",),
+         "hosts": ("-H", "--host"), "labels": ("--label",), "insecure-registries": ("--insecure-registry",),
+         "registry-mirrors": ("--registry-mirror",), "storage-driver": ("-s", "--storage-driver"),
+         "log-opts": ("--log-opt",), "storage-opts": ("--storage-opt",), "default-ulimits": ("--default-ulimit",),
+         "exec-opts": ("--exec-opt",), "debug": ("-D", "--debug"), "group": ("-G", "--group")}
+
+
+def flag_conflicts(argv: list, keys) -> list:
+    """The keys of ``keys`` that the engine's command line ``argv`` also sets."""
+    given = {arg.split("=", 1)[0] for arg in argv[1:] if arg.startswith("-")}
+    return sorted(key for key in keys if given & set(FLAGS.get(key, (f"--{key}",))))
 
 
 def read(path: str) -> dict:
@@ -130,7 +158,37 @@ def engine_answers() -> bool:
     return subprocess.run(["docker", "info", "--format", "{{.ID}}"], capture_output=True).returncode == 0
 
 
+def swarm_state() -> dict:
+    """The engine's Swarm state: LocalNodeState and ControlAvailable (a manager), {} when it does not answer."""
+    done = subprocess.run(["docker", "info", "--format", "{{json .Swarm}}"], capture_output=True, text=True)
+    try:
+        return json.loads(done.stdout) if done.returncode == 0 else {}
+    except ValueError:
+        return {}
+
+
+def swarm_back(before: dict) -> bool:
+    """Whether the node is back in the Swarm it was in: a manager once the managers answer (a quorum)."""
+    if before.get("LocalNodeState") != "active":
+        return True
+    now = swarm_state()
+    if now.get("LocalNodeState") != "active":
+        return False
+    if before.get("ControlAvailable"):
+        return subprocess.run(["docker", "node", "ls", "-q"], capture_output=True).returncode == 0
+    return True
+
+
+def engine_argv() -> list:
+    pid = dockerd_pid()
+    if pid is None:
+        return []
+    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+        return [part.decode() for part in handle.read().split(b"\0") if part]
+
+
 def restart(timeout: int) -> None:
+    swarm = swarm_state()
     if os.path.isdir("/run/systemd/system"):
         subprocess.run(["systemctl", "restart", "docker"], check=True, capture_output=True)
     else:
@@ -154,6 +212,10 @@ def restart(timeout: int) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the Docker engine did not answer within {timeout} s of its restart")
         time.sleep(1)
+    while not swarm_back(swarm):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the node was not back in its Swarm within {timeout} s of the engine's restart")
+        time.sleep(1)
 
 
 def main() -> None:
@@ -162,6 +224,7 @@ def main() -> None:
             "settings": {"type": "dict", "required": True},
             "path": {"type": "path", "default": "/etc/docker/daemon.json"},
             "restart": {"type": "bool", "default": True},
+            "merge_keys": {"type": "list", "elements": "str", "default": []},
             "timeout": {"type": "int", "default": 90},
         },
         supports_check_mode=True,
@@ -171,8 +234,13 @@ def main() -> None:
         current = read(path)
     except ValueError as exc:
         module.fail_json(msg=f"{path} is not a JSON object ({exc}); fix the file by hand, then run again")
-    wanted = merge(current, module.params["settings"])
+    settings = module.params["settings"]
+    wanted = merge(current, settings, tuple(module.params["merge_keys"]))
     changed = wanted != current
+    both = flag_conflicts(engine_argv(), [key for key, value in settings.items() if value is not None])
+    if changed and both:
+        module.fail_json(msg=f"the Docker engine on this node sets {', '.join(both)} on its command line; dockerd "
+                             f"refuses an option set both there and in {path}: remove the flag, then run again")
     restarted = False
     if changed and not module.check_mode:
         write(path, wanted)

@@ -18,6 +18,10 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 # (run on 127.0.0.1 by a test) lists the metrics the Grafana dashboard may use.
 command -v promtool >/dev/null || need+=(prometheus)
 command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
+# The sandbox's package repository of the emulated NVIDIA driver and toolkit: dpkg-deb builds, gpg signs.
+command -v dpkg-deb >/dev/null || need+=(dpkg)
+command -v gpg >/dev/null || need+=(gpg)
+command -v gpgconf >/dev/null || need+=(gpgconf)
 # The sandbox's storage: a single-node Ceph, its CLI and FUSE client, and Manila's rados binding.
 for pkg in ceph-mon ceph-mgr ceph-osd ceph-mds ceph-common ceph-fuse python3-rados; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")

@@ -23,6 +23,11 @@ engine, which Ansible reaches over SSH as it reaches bare metal.
   0.25, at most the host's cores) and ``memory_mb / 128`` MiB of memory (at least 512 MiB, at most
   4 GiB): bm.standard -> 1 CPU, 1 GiB; bm.large -> 2 CPUs, 2 GiB; bm.gpu.a100 -> 2 CPUs, 4 GiB.
   These are ceilings (cgroup limits), not reservations, so ten nodes fit on the machine.
+* **Emulated GPUs.** A node whose flavor's extra specs say ``gpu:count`` = N (``gpu:vendor`` nvidia or unset,
+  ``gpu:model``) gets N GPUs with stable per-node UUIDs, written before the first start as
+  ``/etc/sandbox/gpus.tsv`` (see ``gpus``) and counted in the label ``org.container-infra.sandbox.gpus``; the
+  emulated driver's ``nvidia-smi`` from the sandbox's package repository reads it. Option
+  ``[sandbox_docker] emulate_gpus`` (true) turns it off.
 * **dockerd in the node** runs when the server's metadata has ``sandbox_dockerd=true`` or the
   option ``[sandbox_docker] dockerd`` is true (swarm-mode clusters ask for it).
 * **reboot, power off/on** restart, stop and start the container; a start is a new network
@@ -57,7 +62,7 @@ from nova.virt import fake, hardware
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from container_infra_sandbox import nodenet
+from container_infra_sandbox import gpus, nodenet
 from container_infra_sandbox.nova_fake import SandboxFakeDriver, fail_attach_reason
 
 __all__ = ["SandboxDockerDriver"]
@@ -76,6 +81,8 @@ OPTS = [
                help="The sandbox's image registry as host:port; nodes trust registry_ca_file for it."),
     cfg.StrOpt("registry_ca_file", default="",
                help="CA certificate of the registry, written into every node's /etc/docker/certs.d/<registry>/."),
+    cfg.BoolOpt("emulate_gpus", default=True,
+                help="Give nodes of flavors with extra spec gpu:count=N N emulated GPUs (/etc/sandbox/gpus.tsv)."),
     cfg.StrOpt("require_zone", default="",
                help="When set, refuse (so that Nova reschedules elsewhere) builds whose request named no "
                     "availability zone: servers that do not ask for this host's zone stay on the others."),
@@ -87,6 +94,7 @@ LABEL_INSTANCE = f"{LABEL}.instance"
 LABEL_NAME = f"{LABEL}.instance-name"
 LABEL_HOST = f"{LABEL}.compute-host"
 LABEL_SERVER = f"{LABEL}.server-name"
+LABEL_GPUS = f"{LABEL}.gpus"
 DOCKERD_KEY = "sandbox_dockerd"
 _TRUE_WORDS = ("1", "true", "yes", "on")
 
@@ -150,6 +158,16 @@ def registry_ca_files(registry, ca_file):
 def node_devices(exists=os.path.exists):
     """Host devices a node gets: /dev/fuse for FUSE mounts (ceph-fuse, glusterfs), where the host has it."""
     return ["/dev/fuse:/dev/fuse:rwm"] if exists("/dev/fuse") else []
+
+
+def gpu_files(instance):
+    """The node's emulated GPUs (``gpus.PATH``) as its flavor's extra specs say; none when emulation is off."""
+    if not CONF.sandbox_docker.emulate_gpus:
+        return {}
+    try:
+        return gpus.node_files(instance.uuid, dict(instance.flavor.extra_specs or {}))
+    except gpus.GpuSpecError as error:
+        raise exception.InstanceDeployFailure(reason=str(error)) from error
 
 
 def _tar_of(files):
@@ -235,6 +253,7 @@ class SandboxDockerDriver(SandboxFakeDriver):
         # The "config drive": the login user's key, and the registry's CA for the node's Docker engine.
         files = {"/etc/sandbox/node.sh": node_script(self._login_user(image_meta), instance.key_data)}
         files.update(registry_ca_files(CONF.sandbox_docker.registry, CONF.sandbox_docker.registry_ca_file))
+        files.update(gpu_files(instance))
         created = time.monotonic()
         old = self._container(instance.uuid)
         if old is not None:
@@ -248,6 +267,7 @@ class SandboxDockerDriver(SandboxFakeDriver):
                 LABEL_NAME: instance.name,
                 LABEL_HOST: CONF.host,
                 LABEL_SERVER: instance.display_name or "",
+                LABEL_GPUS: str(len(gpus.parse(files.get(gpus.PATH, "")))),
             },
             environment={"SANDBOX_DOCKERD": "1" if self._dockerd_wanted(instance) else "0"},
             network_mode="none",

@@ -22,11 +22,12 @@ def node_containers(server_id: str | None = None) -> list[str]:
     return result.stdout.split()
 
 
-def boot(osc, names: list[str], key: str, properties: dict[str, str] | None = None) -> dict[str, dict]:
+def boot(osc, names: list[str], key: str, properties: dict[str, str] | None = None,
+         flavor: str = "bm.standard") -> dict[str, dict]:
     """Create servers at once in the Docker zone; wait until each is ACTIVE (sshd answers then)."""
     options = [arg for key_value in (properties or {}).items() for arg in ("--property", "=".join(key_value))]
     for name in names:
-        osc.run("server", "create", "--flavor", "bm.standard", "--image", "fedora-coreos-sandbox",
+        osc.run("server", "create", "--flavor", flavor, "--image", "fedora-coreos-sandbox",
                 "--network", "private", "--key-name", key, "--availability-zone", DOCKER_ZONE, *options, name)
     servers = {}
     deadline = time.monotonic() + 180

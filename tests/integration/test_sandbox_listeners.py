@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from container_infra.sandbox.layout import CEPH_MON_PORTS, REGISTRY_PORT, STORAGE_SERVICE_ADDRESS
+from container_infra.sandbox.layout import CEPH_MON_PORTS, PACKAGES_PORT, REGISTRY_PORT, STORAGE_SERVICE_ADDRESS
 from container_infra.sandbox.supervisor import sandbox_pids
 
 PIDS = re.compile(r"pid=(\d+)")
@@ -47,8 +47,8 @@ def test_every_listener_of_the_sandbox_is_on_loopback_or_its_own_bridges(sandbox
     ours = [(address, port, owners) for address, port, owners in listeners() if owners & pids]
     wrong = [(address, port) for address, port, _ in ours if not allowed(address, own)]
     assert not wrong, f"the sandbox listens beyond loopback and its bridges: {wrong}"
-    # The storage services are among them, on the storage network's address only.
-    assert {(STORAGE_SERVICE_ADDRESS, port) for port in (*CEPH_MON_PORTS, REGISTRY_PORT)} <= \
+    # The storage services (and the GPU package repository) are among them, on the storage network's address only.
+    assert {(STORAGE_SERVICE_ADDRESS, port) for port in (*CEPH_MON_PORTS, REGISTRY_PORT, PACKAGES_PORT)} <= \
         {(address, port) for address, port, _ in ours}
     storage = [(address, port) for address, port, owners in ours if {command(pid) for pid in owners} & STORAGE_DAEMONS]
     assert len(storage) >= 4 and {address for address, _ in storage} == {STORAGE_SERVICE_ADDRESS}, storage

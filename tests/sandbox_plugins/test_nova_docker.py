@@ -237,7 +237,7 @@ def test_a_new_node_gets_dev_fuse_and_the_registry_ca(tmp_path):
     container = driver._docker.containers.create.return_value
     instance = types.SimpleNamespace(
         uuid="i-1", name="instance-1", hostname="node-1", display_name="node-1", key_data="ssh-ed25519 AAAA k",
-        metadata={}, flavor=types.SimpleNamespace(vcpus=32, memory_mb=131072))
+        metadata={}, flavor=types.SimpleNamespace(vcpus=32, memory_mb=131072, extra_specs={}))
     conf = nova_docker.CONF
     conf.set_override("registry", "10.80.0.2:5000", group="sandbox_docker")
     conf.set_override("registry_ca_file", str(ca), group="sandbox_docker")
@@ -255,3 +255,23 @@ def test_a_new_node_gets_dev_fuse_and_the_registry_ca(tmp_path):
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         assert tar.extractfile("etc/docker/certs.d/10.80.0.2:5000/ca.crt").read() == b"CA\n"
         assert b"authorized_keys" in tar.extractfile("etc/sandbox/node.sh").read()
+        assert "etc/sandbox/gpus.tsv" not in tar.getnames()  # bm.standard: no GPU
+    assert kwargs["labels"]["org.container-infra.sandbox.gpus"] == "0"
+
+
+def test_a_gpu_flavors_node_gets_its_gpus_before_its_first_start():
+    driver = nova_docker.SandboxDockerDriver.__new__(nova_docker.SandboxDockerDriver)
+    driver._docker = mock.Mock()
+    driver._docker.containers.get.side_effect = nova_docker.docker_errors.NotFound("none")
+    container = driver._docker.containers.create.return_value
+    specs = {"gpu:vendor": "nvidia", "gpu:model": "V100", "gpu:count": "2"}
+    instance = types.SimpleNamespace(
+        uuid="i-2", name="instance-2", hostname="gpu-1", display_name="gpu-1", key_data=None,
+        metadata={}, flavor=types.SimpleNamespace(vcpus=40, memory_mb=393216, extra_specs=specs))
+    driver._create(instance, None)
+    assert driver._docker.containers.create.call_args.kwargs["labels"]["org.container-infra.sandbox.gpus"] == "2"
+    _, archive = container.put_archive.call_args.args
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        text = tar.extractfile("etc/sandbox/gpus.tsv").read().decode()
+    assert [line.split("\t")[2] for line in text.splitlines() if not line.startswith("#")] == [
+        "Tesla V100-SXM2-32GB"] * 2

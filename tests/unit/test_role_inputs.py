@@ -439,7 +439,8 @@ def test_a_stack_in_progress_is_waited_for_then_planned_again(tmp_path):
     done = run_stack_role(tmp_path, stack)
     assert done.returncode != 0
     tasks = ran_tasks(done)
-    assert tasks.index("Wait for the change under way, a progress line per poll") < tasks.index("The stack as that change left it")
+    waited = tasks.index("Wait for the change under way, a progress line per poll")
+    assert waited < tasks.index("The stack as that change left it"), tasks
     (task, message), = failures(done)
     assert task == "container_infra_swarm_stack : Check that the stack is in a state this run can act on", task
     assert message.startswith("stack hs-test is UPDATE_IN_PROGRESS (Stack UPDATE started): another run or an "

@@ -225,6 +225,8 @@ def nova_compute_docker(layout: Layout, secrets: Mapping[str, str]) -> Sections:
         # node's /etc/docker/certs.d/<registry>/ca.crt before its first start.
         "registry": registry.REGISTRY,
         "registry_ca_file": str(registry.ca_path(layout)),
+        # Nodes of GPU flavors (extra spec gpu:count) get emulated GPUs (sandbox/CONTRACT.md, "Emulated GPUs").
+        "emulate_gpus": "true",
     }
     return sections
 

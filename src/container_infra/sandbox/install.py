@@ -25,6 +25,10 @@ DEBIAN_PACKAGES = {
     "/usr/sbin/debootstrap": "debootstrap",
     # The image registry the nodes pull from (registry.py).
     "/usr/bin/docker-registry": "docker-registry",
+    # The package repository of the emulated NVIDIA driver and toolkit (packages.py): built and signed.
+    "/usr/bin/dpkg-deb": "dpkg",
+    "/usr/bin/gpg": "gpg",
+    "/usr/bin/gpgconf": "gpgconf",
     # The storage services (ceph.py): Ceph's daemons, its CLI, and Manila's rados binding.
     **ceph.DEBIAN_PACKAGES,
 }

@@ -65,6 +65,8 @@ STORAGE_CIDR = "10.80.0.0/24"
 STORAGE_SERVICE_ADDRESS = "10.80.0.2"
 CEPH_MON_PORTS = (3300, 6789)
 REGISTRY_PORT = 5000
+# The package repository of the emulated NVIDIA driver and toolkit (packages.py), HTTP as NVIDIA's mirrors are.
+PACKAGES_PORT = 8480
 
 
 def checkout_root() -> Path:

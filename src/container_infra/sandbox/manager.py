@@ -21,6 +21,7 @@ from container_infra.sandbox import (
     install,
     nodeimage,
     nodes,
+    packages,
     registry,
     seed,
     storagenet,
@@ -30,6 +31,7 @@ from container_infra.sandbox.layout import (
     CEPH_MON_PORTS,
     FAULT_ADMIN_PORT,
     MARIADB_PORT,
+    PACKAGES_PORT,
     RABBIT_PORT,
     REGISTRY_PORT,
     STORAGE_SERVICE_ADDRESS,
@@ -195,6 +197,7 @@ def _start_storage(conn, supervisor: Supervisor, layout: Layout, report: Report)
     mon_failed = _program_failed(supervisor, layout, "ceph-mon")
     bootstrap.wait_for_port(CEPH_MON_PORTS[0], "ceph-mon", 60, mon_failed, host=STORAGE_SERVICE_ADDRESS)
     ceph.prepare_daemons(layout)
+    packages.ensure_repository(layout, report)
     daemons = [program.name for program in programs(layout)
                if program.phase == 3 and program.name not in ("ceph-mon", "manila-share")]
     supervisor.start(*daemons)
@@ -205,6 +208,8 @@ def _start_storage(conn, supervisor: Supervisor, layout: Layout, report: Report)
 
     ceph.wait_ready(layout, failed)
     bootstrap.wait_for_port(REGISTRY_PORT, "registry", 30, _program_failed(supervisor, layout, "registry"),
+                            host=STORAGE_SERVICE_ADDRESS)
+    bootstrap.wait_for_port(PACKAGES_PORT, "packages", 30, _program_failed(supervisor, layout, "packages"),
                             host=STORAGE_SERVICE_ADDRESS)
     supervisor.start("manila-share")
 
@@ -292,6 +297,7 @@ def status(layout: Layout) -> list[ServiceStatus]:
     urls["mariadb"] = f"mysql://127.0.0.1:{MARIADB_PORT}"
     urls["rabbitmq"] = f"amqp://127.0.0.1:{RABBIT_PORT}"
     urls["registry"] = f"https://{registry.REGISTRY}"
+    urls["packages"] = packages.URL
     for name in ("ceph-mon", "ceph-mgr", "ceph-osd", "ceph-mds"):
         urls[name] = f"ceph://{STORAGE_SERVICE_ADDRESS}:{CEPH_MON_PORTS[0]}"
     result = []

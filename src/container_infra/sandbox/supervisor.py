@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 
-from container_infra.sandbox import ceph, registry
+from container_infra.sandbox import ceph, packages, registry
 from container_infra.sandbox.layout import (
     APIS_BY_NAME,
     EPMD_PORT,
@@ -153,6 +153,8 @@ def programs(layout: Layout) -> list[Program]:
         # Phase 3 too: the image registry listens on the storage network's service address only
         # (registry.py), which exists once the manager has put it on the storage bridge.
         Program("registry", registry.command(layout), phase=3),
+        # The emulated NVIDIA driver's and toolkit's repository (packages.py), on the same address only.
+        Program("packages", packages.command(layout), phase=3),
     ]
 
 
