@@ -116,8 +116,10 @@ def test_bad_input_fails_in_one_sentence(conn, idle_pair, interfaces, servers, m
 def test_attach_refused_then_rerun_converges_without_duplicates(conn, two_servers):
     faults = FaultClient()
     wanted = [{"network": "hte"}]
-    # Only the module's requests (its User-Agent names the toolkit) meet the fault, not neighbour tests'.
-    with faults.injected(service="compute", method="POST", path="/v2.1/servers/*/os-interface", status=409,
+    # Only this test's attach meets the fault: the path names its first server (the toolkit's User-Agent alone
+    # let a neighbour test's attach, in the other worker, take the one 409).
+    first = conn.compute.find_server(two_servers[0], ignore_missing=False).id
+    with faults.injected(service="compute", method="POST", path=f"/v2.1/servers/{first}/os-interface", status=409,
                          agent="*container-infra*",
                          count=1):
         failed = ansible_module("os_server_interface", args(two_servers, wanted))

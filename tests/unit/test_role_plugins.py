@@ -117,6 +117,18 @@ def test_progress_callback_prints_the_progress_line_on_retry():
     assert shown == ["  [localhost] cluster c: CREATE_IN_PROGRESS"]
 
 
+def test_progress_callback_prints_the_last_poll_of_a_wait_but_not_a_single_look():
+    callback = load("callback_plugins/container_infra_progress.py").CallbackModule()
+    shown = []
+    callback._display = SimpleNamespace(display=lambda message, color=None: shown.append(message))
+    host = SimpleNamespace(get_name=lambda: "localhost")
+    # A wait that found the cluster settled at its first look (attempts 1) still prints what it found.
+    callback.v2_runner_on_ok(SimpleNamespace(_result={"progress": "cluster c: CREATE_COMPLETE", "attempts": 1},
+                                             _host=host))
+    callback.v2_runner_on_ok(SimpleNamespace(_result={"progress": "cluster c: CREATE_COMPLETE"}, _host=host))
+    assert shown == ["  [localhost] cluster c: CREATE_COMPLETE"]
+
+
 @pytest.mark.parametrize(("value", "settled"), [
     ("CREATE_IN_PROGRESS", False), ("UPDATE_IN_PROGRESS", False), ("CREATE_COMPLETE", True),
     ("UPDATE_FAILED", True), (None, False), ("", False),
