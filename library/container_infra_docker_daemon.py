@@ -37,6 +37,11 @@ options:
     description: Restart the engine when the file changed.
     type: bool
     default: true
+  force_restart:
+    description: Restart the engine even when the file is unchanged (it reads its TLS files only when it starts,
+      so a renewed certificate needs one).
+    type: bool
+    default: false
   merge_keys:
     description: Keys whose object values are merged key by key with the file's (a null member removes it).
     type: list
@@ -224,6 +229,7 @@ def main() -> None:
             "settings": {"type": "dict", "required": True},
             "path": {"type": "path", "default": "/etc/docker/daemon.json"},
             "restart": {"type": "bool", "default": True},
+            "force_restart": {"type": "bool", "default": False},
             "merge_keys": {"type": "list", "elements": "str", "default": []},
             "timeout": {"type": "int", "default": 90},
         },
@@ -242,8 +248,10 @@ def main() -> None:
         module.fail_json(msg=f"the Docker engine on this node sets {', '.join(both)} on its command line; dockerd "
                              f"refuses an option set both there and in {path}: remove the flag, then run again")
     restarted = False
-    if changed and not module.check_mode:
-        write(path, wanted)
+    forced = module.params["force_restart"] and module.params["restart"]
+    if (changed or forced) and not module.check_mode:
+        if changed:
+            write(path, wanted)
         if module.params["restart"]:
             try:
                 restart(module.params["timeout"])
@@ -259,7 +267,7 @@ def main() -> None:
                                      "look at its log on the node")
             restarted = True
     gid = os.stat(SOCKET).st_gid if os.path.exists(SOCKET) else None
-    module.exit_json(changed=changed, settings=wanted, restarted=restarted, socket_gid=gid,
+    module.exit_json(changed=changed or forced, settings=wanted, restarted=restarted, socket_gid=gid,
                      diff={"before": json.dumps(current, indent=2, sort_keys=True) + "\n",
                            "after": json.dumps(wanted, indent=2, sort_keys=True) + "\n"})
 
