@@ -106,11 +106,13 @@ mounts:
     removed: {description: The stale files removed (O(mounts[].stale))., type: list, elements: str, returned: when any}
 """
 
+import contextlib  # noqa: E402
 import glob  # noqa: E402
 import grp  # noqa: E402
 import os  # noqa: E402
 import pwd  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -215,27 +217,77 @@ def install(module: AnsibleModule, package: str) -> None:
                          "install it in the node's image")
 
 
+#: The FUSE clients this module mounts with: each names its mount point in its command line.
+FUSE_DAEMONS = ("ceph-fuse", "glusterfs")
+
+
+def run_bounded(command: list, timeout: int) -> tuple[int | None, str]:
+    """Run ``command``: its exit code and output, or (None, why) when it did not end within ``timeout`` s.
+
+    A command stuck in the kernel - an unmount waiting on a FUSE client that no longer answers, such as a
+    ceph-fuse whose session its MDS evicted - cannot be killed until the kernel lets go: it is signalled and
+    left behind, not waited for (``subprocess.run`` would wait for it for good)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               stdin=subprocess.DEVNULL)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+        return process.returncode, output or ""
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return None, f"no answer within {timeout} s"
+
+
+def in_mount_table(path: str) -> bool:
+    return path in mounted_paths(read("/proc/self/mountinfo") or "")
+
+
+def fuse_daemons(path: str) -> list[int]:
+    """The FUSE client processes that serve the mount point ``path``."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as handle:
+                argv = [part.decode(errors="replace") for part in handle.read().split(b"\0") if part]
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) in FUSE_DAEMONS and path in argv[1:]:
+            pids.append(int(name))
+    return pids
+
+
 def unmount(module: AnsibleModule, path: str, timeout: int) -> None:
-    for command in (["umount", path], ["fusermount3", "-u", path], ["fusermount", "-u", path],
-                    ["umount", "-l", path]):
+    hung = False
+    for command in (["umount", path], ["fusermount3", "-u", path], ["fusermount", "-u", path]):
         if not which(command[0]):
             continue
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-        if done.returncode == 0 and path not in mounted_paths(read("/proc/self/mountinfo") or ""):
+        code, _ = run_bounded(command, timeout)
+        if code == 0 and not in_mount_table(path):
             return
+        if code is None:
+            # Hung on a client that does not answer: the next plain unmount would hang as well.
+            hung = True
+            break
+    # Detached at once whatever the client does (a busy mount stays usable to those that hold it). A FUSE client
+    # that did not answer the unmount is stopped: that releases the unmount left waiting on it; its unwritten
+    # data was lost with its session.
+    run_bounded(["umount", "-l", path], timeout)
+    if not in_mount_table(path):
+        for pid in fuse_daemons(path) if hung else []:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        return
     module.fail_json(msg=f"{path} could not be unmounted (busy?); stop what uses it (fuser -m {path}) and run again")
 
 
 def mount(module: AnsibleModule, item: dict, timeout: int) -> None:
     path = item["path"]
-    try:
-        done = subprocess.run(["mount", path], capture_output=True, text=True, timeout=timeout, check=False)
-        output = (done.stdout + done.stderr).strip()
-    except subprocess.TimeoutExpired:
-        output = f"no answer within {timeout} s"
+    _, output = run_bounded(["mount", path], timeout)
+    output = output.strip()
     deadline = time.monotonic() + 5
     # Some helpers (mount.fuse.ceph) exit 0 whatever the client did: the mount table is the judge.
-    while path not in mounted_paths(read("/proc/self/mountinfo") or ""):
+    while not in_mount_table(path):
         if time.monotonic() > deadline:
             last = output.splitlines()[-1] if output else "no message"
             module.fail_json(msg=f"mounting {item['name']} on {path} failed ({last}); check that the node reaches "
