@@ -77,5 +77,6 @@ def test_resize_job_grows_it_and_keeps_the_secret_out_of_sight(inventory, osc):
 
 def test_delete_job_removes_it(inventory, osc):
     run_job("cluster_delete", inventory, {"cluster": NAME, "poll_interval": "3"})
-    assert NAME not in {c["name"] for c in osc.json("coe", "cluster", "list") or []}
+    # A show, not the listing: in a full run Magnum answered a listing with 400 while clusters were being deleted.
+    assert "could not be found" in osc.run("coe", "cluster", "show", NAME, check=False).stderr
     assert not (inventory.parent.parent / "inventories" / NAME).exists()
