@@ -313,7 +313,7 @@ def ensure(module: AnsibleModule, item: dict, fstab: str, timeout: int) -> dict:
     check = module.check_mode
     path = item["path"]
     report = {"name": item["name"], "path": path, "action": "none", "changed": False}
-    is_mounted = path in mounted_paths(read("/proc/self/mountinfo") or "")
+    is_mounted = in_mount_table(path)
     fstab_text = read(fstab) or ""
     if item["state"] == "absent":
         new_fstab, fstab_changed = fstab_plan(fstab_text, path, None)
