@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup host-packages demo tour test lint unit integration plugin-tests sandbox-up sandbox-down clean
+.PHONY: setup host-packages demo tour test lint unit integration plugin-tests sandbox-up sandbox-down clean \
+	lifecycle-tests lint-and-unit
 
 host-packages:
 	@scripts/host-packages.sh
@@ -62,14 +63,25 @@ plugin-tests: setup
 		if grep -qE "[0-9]+ skipped" .plugin-test.log; then echo "$$file: tests were skipped" >&2; exit 1; fi; \
 	done; rm -f .plugin-test.log
 
-# Integration tests mostly wait on the cloud (Magnum and Heat poll every few seconds), so files run
-# in parallel workers; the lifecycle tests restart the whole cloud and run alone, last.
+# Integration tests mostly wait on the cloud (Magnum and Heat poll every few seconds), so files run in
+# parallel workers, longest first (tests/conftest.py orders them; xdist's own reordering by test count
+# would start the few-test, long files last). The lifecycle tests restart the whole cloud and run alone,
+# last; they mostly wait for services to stop and start, so lint and the unit tests (which need no cloud)
+# run beside them, each with its output kept apart (--output-sync) and either one's failure failing the run.
 PYTEST_WORKERS ?= 2
 LIFECYCLE := tests/integration/test_zz_lifecycle.py
 
-test: lint setup plugin-tests
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=30 --ignore $(LIFECYCLE) $(PYTEST_ARGS)
+test: setup plugin-tests
+	$(BIN)/pytest -m sandbox -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30 \
+		--ignore $(LIFECYCLE) $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory -j2 --output-sync=target lifecycle-tests lint-and-unit
+
+lifecycle-tests: setup
 	$(BIN)/pytest --durations=10 $(LIFECYCLE) $(PYTEST_ARGS)
+
+lint-and-unit: setup
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest -m "not sandbox" --durations=10 $(PYTEST_ARGS)
 
 clean: sandbox-down
 	rm -rf $(VENV) .pytest_cache .ruff_cache

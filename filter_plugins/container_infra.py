@@ -9,6 +9,7 @@ class FilterModule:
     def filters(self):
         return {
             "container_infra_host_groups": inventory.host_groups,
+            "container_infra_cluster_group": inventory.cluster_group,
             "container_infra_hostvars": inventory.hostvars_of,
             "container_infra_select_nodes": inventory.select_nodes,
             "container_infra_port_tag": server_ports.cluster_port_tag,

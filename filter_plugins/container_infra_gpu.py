@@ -30,6 +30,11 @@ def gpu_plan(inputs: dict) -> dict:
     return gpu.plan(inputs)
 
 
+def gpu_image_problem(inputs: dict) -> str:
+    """The sentence saying which image the node needs is not named, or names no registry ('' when none)."""
+    return gpu.image_problem(inputs) or ""
+
+
 def gpu_verify(devices, node, seen_text):
     """The sentence saying what a container saw instead of the node's GPUs ('' when it saw exactly them)."""
     return gpu.verify(node, devices, seen_text) or ""
@@ -39,6 +44,7 @@ class FilterModule:
     def filters(self):
         return {
             "container_infra_gpu_plan": _sentence(gpu_plan),
+            "container_infra_gpu_image_problem": _sentence(gpu_image_problem),
             "container_infra_gpu_parse": _sentence(gpu.parse_gpus),
             "container_infra_gpu_daemon_settings": _sentence(gpu.daemon_settings),
             "container_infra_gpu_swarm_labels": _sentence(gpu.swarm_labels),

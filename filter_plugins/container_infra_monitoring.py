@@ -15,12 +15,23 @@ def _plain(value):
     return json.loads(json.dumps(value))
 
 
-def monitoring_settings(spec):
-    """The spec's monitoring key checked and completed (one sentence per problem)."""
+def monitoring_settings(spec, registry=""):
+    """The spec's monitoring key checked and completed (one sentence per problem); the images it leaves out from
+    ``registry`` (container_infra_image_registry)."""
     try:
-        return monitoring.settings(_plain(spec))
+        return monitoring.settings(_plain(spec), _plain(registry or ""))
     except monitoring.MonitoringError as exc:
         raise AnsibleFilterError(str(exc)) from None
+
+
+def monitoring_problems(spec, registry=""):
+    """What is wrong with the spec's monitoring key, one sentence per problem ('' when nothing is), for an assert
+    whose message is those sentences alone."""
+    try:
+        monitoring.settings(_plain(spec), _plain(registry or ""))
+    except monitoring.MonitoringError as exc:
+        return str(exc)
+    return ""
 
 
 def monitoring_server_files(config, mode, cluster, nodes, storage):
@@ -48,6 +59,7 @@ class FilterModule:
     def filters(self):
         return {
             "container_infra_monitoring_settings": monitoring_settings,
+            "container_infra_monitoring_problems": monitoring_problems,
             "container_infra_monitoring_server_files": monitoring_server_files,
             "container_infra_monitoring_daemonset": monitoring_daemonset,
             "container_infra_monitoring_node_exporter": monitoring.node_exporter_run,

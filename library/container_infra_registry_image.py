@@ -19,12 +19,16 @@ description:
     HTTPS (an anonymous token is fetched where the registry asks for one), trusting the CA in
     C(<certs_d>/<registry>/ca.crt) when there is one, as the Docker engine does.
   - Fails with one sentence per image the registry lacks or that could not be asked.
+  - An image must name its registry (its first component a host, as Docker reads one - with a C(.) or a port, or
+    C(localhost)); a name without one (C(debian), C(user/app:1)) is refused with one sentence, not looked up in
+    a public registry.
   - Changes nothing; supports check mode.
 version_added: "0.1.0"
 author: container-infra
 options:
   images:
-    description: The image references (C(registry:port/repository:tag), C(repository:tag) for Docker Hub).
+    description: The image references, each naming its registry (C(host[:port]/repository:tag) or
+      C(host[:port]/repository@digest)).
     type: list
     elements: str
     required: true
@@ -61,7 +65,6 @@ import urllib.request  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-DOCKER_HUB = "registry-1.docker.io"
 ACCEPT = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -71,19 +74,24 @@ ACCEPT = ", ".join([
 
 
 def parse(image: str) -> tuple[str, str, str]:
-    """(registry, repository, tag or digest) of an image reference, as the Docker engine reads it."""
+    """(registry, repository, tag or digest) of an image reference, as the Docker engine reads it; ValueError (one
+    sentence) when its first component is not a registry host, which Docker would send to a public registry.
+
+    The same answers as container_infra.image_reference.split (this module runs on the node, standard library
+    only)."""
     name, reference = image, "latest"
-    if "@" in name:
-        name, reference = name.split("@", 1)
-    else:
-        last = name.rsplit("/", 1)[-1]
-        if ":" in last:
-            name, reference = name.rsplit(":", 1)
+    if "@" in image:
+        name, reference = image.split("@", 1)
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        # A tag beside a digest is ignored by the engine, which pulls the digest.
+        name, tag = name.rsplit(":", 1)
+        reference = reference if "@" in image else tag
     first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        return first, rest, reference
-    repository = name if "/" in name else f"library/{name}"
-    return DOCKER_HUB, repository, reference
+    if not rest or not ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+        raise ValueError(f"The image {image} names no registry; give it as <registry host>/<repository>:<tag>, "
+                         "from the registry the nodes pull from.")
+    return first, rest, reference
 
 
 def context(certs_d: str, registry: str) -> ssl.SSLContext:
@@ -136,7 +144,13 @@ def main() -> None:
     )
     reports, errors = [], []
     for image in module.params["images"]:
-        registry, repository, reference = parse(image)
+        try:
+            registry, repository, reference = parse(image)
+        except ValueError as exc:
+            errors.append(str(exc))
+            reports.append({"image": image, "registry": None, "repository": None, "reference": None,
+                            "present": False})
+            continue
         report = {"image": image, "registry": registry, "repository": repository, "reference": reference,
                   "present": False}
         try:

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The operator's first mile on the sandbox cloud, as `make demo` runs it (after `sandbox up`):
-# playbooks/site.yml builds the clusters of inventories/sandbox/ (Kubernetes with a GPU nodegroup,
-# Swarm from Magnum's swarm-mode driver, Swarm without Magnum), attaches HTE/LLN and configures those
-# NICs, forms the Swarm, writes each cluster's inventory (clusters/<name>/); then every node answers
-# `ansible -m ping` through the written inventories and through the dynamic plugin, each Swarm lists its
-# nodes, and a summary says where everything is. Safe to run again: a second run changes nothing.
+# playbooks/site.yml builds the clusters of inventories/sandbox/ (Kubernetes, Swarm from Magnum's
+# swarm-mode driver, Swarm without Magnum with a GPU nodegroup), attaches HTE/LLN and configures those
+# NICs, forms the Swarm, installs the GPU node's driver and runtime, writes each cluster's inventory
+# (clusters/<name>/); then every node answers `ansible -m ping` through the written inventories and
+# through the dynamic plugin, each Swarm lists its nodes, a user's GPU job runs on the GPU node, and a
+# summary says where everything is. Safe to run again: a second run changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ANSIBLE_CONFIG=$PWD/ansible.cfg OS_CLOUD=sandbox SHELL=${SHELL:-/bin/bash}
@@ -14,6 +15,11 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 SPEC=inventories/sandbox/localhost.yml
 CLUSTERS=$(python -c 'import yaml; print(" ".join(c["name"] for c in yaml.safe_load(open(
     "inventories/sandbox/group_vars/all/clusters.yml"))["container_infra_clusters"]))')
+
+# The registry's image the GPU role's check and the GPU job run (a no-op once it is there).
+REGISTRY=10.80.0.2:5000
+say "The image the GPU check and job use, in the sandbox's registry"
+run container-infra sandbox images build base
 
 say "Clusters from their spec: ${CLUSTERS}"
 run ansible-playbook -i "$SPEC" playbooks/site.yml
@@ -42,6 +48,14 @@ for cluster in $CLUSTERS; do
         (. "$env_script" && run docker node ls)
     fi
 done
+
+# A user's job on the GPU nodegroup (container-infra job, through the Swarm's TLS API): three tasks of one GPU
+# each on a node of two, so two run at once and the third waits for a GPU; each task sees only its own.
+say "A GPU job on swarm-heat-sandbox: 3 tasks of 1 GPU on a node of 2"
+run container-infra job --cluster swarm-heat-sandbox submit --name gpu-demo \
+    --image "${REGISTRY}/container-infra/base:latest" --registry-ca "/etc/docker/certs.d/${REGISTRY}/ca.crt" \
+    --tasks 3 --gpus-per-task 1 --wait -- sh -c 'nvidia-smi -L; sleep 5'
+run container-infra job --cluster swarm-heat-sandbox logs gpu-demo
 
 say "Summary"
 python - "$CLUSTERS" <<'PY'

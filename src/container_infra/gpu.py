@@ -24,6 +24,8 @@ import re
 
 import yaml
 
+from container_infra import image_reference
+
 SOURCES = ("nvidia", "distribution", "none")
 ORCHESTRATORS = ("auto", "swarm", "docker", "kubernetes")
 RUNTIME = "nvidia"
@@ -218,6 +220,33 @@ def verify(node: str, expected: list[dict], seen_text: str) -> str | None:
         return None
     return (f"a container on {node} sees the GPUs {', '.join(seen) or 'none'}, not the node's "
             f"{', '.join(want) or 'none'}; check the nvidia runtime (docker info) and its config.toml")
+
+
+def image_problem(inputs: dict) -> str | None:
+    """The sentence for the images the node needs (the device plugin's on Kubernetes, the check container's where
+    ``verify`` is on and the node runs Docker), None when each is a full reference: one left empty needs the
+    registry (``image_registry``, which the role's defaults build them under), and each must name a registry.
+
+    ``inputs``: orchestrator, verify, verify_image, device_plugin_image, image_registry."""
+    needed = []
+    if inputs.get("orchestrator") == "kubernetes":
+        needed.append(("device_plugin_image", inputs.get("device_plugin_image")))
+    elif inputs.get("verify"):
+        needed.append(("verify_image", inputs.get("verify_image")))
+    registry = str(inputs.get("image_registry") or "").strip().rstrip("/")
+    for key, image in needed:
+        variable = f"container_infra_gpu_{key}"
+        if not image:
+            return image_reference.registry_missing(variable)
+        if not isinstance(image, str) or any(c.isspace() for c in image):
+            return (f"{variable} {image!r} is not an image reference; give one such as "
+                    "registry.example.org:5000/name:tag.")
+        # A default built under a registry Docker would not read as one is that variable's problem.
+        if registry and image.startswith(f"{registry}/") and image_reference.registry_error(registry):
+            return image_reference.registry_error(registry)
+        if not image_reference.names_registry(image):
+            return image_reference.no_registry(image, variable)
+    return None
 
 
 def plan(inputs: dict) -> dict:

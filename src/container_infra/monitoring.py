@@ -1,11 +1,13 @@
 """Monitoring of a cluster's nodes: the spec's checks, Prometheus's configuration and rules, the agents' runs.
 
 The monitoring role (roles/container_infra_monitoring) is thin over this. A cluster spec's ``monitoring`` key is
-checked and completed by ``settings`` (every refusal one sentence); ``prometheus_config`` and ``alert_rules``
-build what Prometheus reads (targets from the Swarm's own service discovery, or a file_sd list written from the
-inventory where no Swarm runs); ``node_exporter_run``, ``prometheus_run`` and ``daemonset_manifest`` build how the
-agents run (a Swarm global service, a plain container, a Kubernetes DaemonSet), each with a digest of its
-definition that the node module ``container_infra_docker_workload`` compares instead of redeploying.
+checked and completed by ``settings`` (every refusal one sentence; an image the key leaves out comes from the
+site's registry or mirror, ``container_infra_image_registry``, which the role passes); ``prometheus_config`` and
+``alert_rules`` build what Prometheus reads (targets from the Swarm's own service discovery, or a file_sd list
+written from the inventory where no Swarm runs); ``node_exporter_run``, ``prometheus_run`` and
+``daemonset_manifest`` build how the agents run (a Swarm global service, a plain container, a Kubernetes
+DaemonSet), each with a digest of its definition that the node module ``container_infra_docker_workload``
+compares instead of redeploying.
 
 GPU metrics are not built here yet (they come with the GPU role): the node exporter reads a textfile directory
 that role will fill (``container_infra_gpus_expected`` from the flavor, ``container_infra_gpu_info`` per GPU), and
@@ -20,6 +22,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from container_infra import image_reference
+
 ORCHESTRATORS = ("auto", "swarm", "none", "kubernetes")
 # Prometheus's duration syntax (one or more number-unit pairs, largest unit first).
 DURATION = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
@@ -33,11 +37,19 @@ CONFIG_DIR = "/etc/container-infra/monitoring"
 # Where the GPU role (later) writes the node exporter's textfile metrics on every node.
 TEXTFILE_DIR = "/var/lib/container-infra/node-exporter"
 
+# The images' repositories and tags under the site's registry or mirror (container_infra_image_registry), the
+# default of an image key the spec leaves out.
+IMAGES = {
+    "node_exporter_image": "prometheus/node-exporter:v1.8.2",
+    "prometheus_image": "prometheus/prometheus:v2.53.2",
+}
+
 DEFAULTS: dict[str, Any] = {
     "enabled": False,
     "orchestrator": "auto",
-    "node_exporter_image": "quay.io/prometheus/node-exporter:v1.8.2",
-    "prometheus_image": "quay.io/prometheus/prometheus:v2.53.2",
+    # From IMAGES under the registry the role passes to settings ('' while neither is named).
+    "node_exporter_image": "",
+    "prometheus_image": "",
     "node_exporter_port": 9100,
     "engine_metrics": True,
     "engine_metrics_port": 9323,
@@ -79,8 +91,44 @@ def _port(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
 
 
-def settings(spec: dict | None) -> dict:
-    """The spec's ``monitoring`` key checked and completed with the defaults; MonitoringError on any problem."""
+def needed_images(out: dict) -> list[str]:
+    """The image keys the settings deploy: none when off, the exporter only for Kubernetes (its DaemonSet)."""
+    if not out["enabled"]:
+        return []
+    return ["node_exporter_image"] if out["orchestrator"] == "kubernetes" else list(IMAGES)
+
+
+def _image_errors(out: dict, registry: str) -> list[str]:
+    """Completes the image keys left out from the registry; a sentence for each image given that is no image
+    reference or names no registry, and one when the images needed are left out and the registry is not named
+    (or is no registry)."""
+    errors = []
+    for key in IMAGES:
+        value = out[key]
+        if value in (None, ""):
+            out[key] = ""
+        elif not isinstance(value, str) or any(c.isspace() for c in value):
+            errors.append(f"monitoring.{key} {value!r} is not an image reference; give one such as "
+                          "registry:5000/project/name:tag.")
+        elif not image_reference.names_registry(value):
+            errors.append(image_reference.no_registry(value, f"monitoring.{key}"))
+    left_out = [key for key in IMAGES if not out[key]]
+    needed = [key for key in left_out if key in needed_images(out)]
+    if needed and not registry:
+        errors.append(image_reference.registry_missing(*(f"monitoring.{key}" for key in needed)))
+    elif needed and image_reference.registry_error(registry):
+        errors.append(image_reference.registry_error(registry))
+    elif registry and not image_reference.registry_error(registry):
+        for key in left_out:
+            out[key] = image_reference.under(registry, IMAGES[key])
+    return errors
+
+
+def settings(spec: dict | None, registry: str = "") -> dict:
+    """The spec's ``monitoring`` key checked and completed with the defaults; MonitoringError on any problem.
+
+    ``registry``: the site's registry or mirror (``container_infra_image_registry``, host[:port][/path]) the
+    images the spec does not name come from; needed only when monitoring is on and an image is left out."""
     spec = dict(spec or {})
     unknown = sorted(set(spec) - set(DEFAULTS))
     out = {**DEFAULTS, **{k: v for k, v in spec.items() if v is not None}}
@@ -89,10 +137,7 @@ def settings(spec: dict | None) -> dict:
     if out["orchestrator"] not in ORCHESTRATORS:
         errors.append(f"monitoring.orchestrator {out['orchestrator']!r} is not one of {', '.join(ORCHESTRATORS)}; "
                       "set one of them.")
-    for key in ("node_exporter_image", "prometheus_image"):
-        if not isinstance(out[key], str) or not out[key] or any(c.isspace() for c in out[key]):
-            errors.append(f"monitoring.{key} {out[key]!r} is not an image reference; give one such as "
-                          "registry:5000/project/name:tag.")
+    errors += _image_errors(out, str(registry or "").strip())
     for key in ("node_exporter_port", "engine_metrics_port", "prometheus_port"):
         if not _port(out[key]):
             errors.append(f"monitoring.{key} {out[key]!r} is not a TCP port; give a number from 1 to 65535.")
@@ -416,4 +461,5 @@ def cluster_plan(config: dict, nodes: list[dict], storage: list[dict] | None, cl
 
 
 def images(config: dict) -> list[str]:
-    return sorted({config["node_exporter_image"], config["prometheus_image"]})
+    """The images the settings deploy (those ``needed_images`` names), for the registry check."""
+    return sorted({config[key] for key in needed_images(config)})

@@ -3,7 +3,8 @@ host, before a job that runs it is submitted (a missing image is one sentence, n
 
 A registry that asks for a token (``WWW-Authenticate: Bearer``) gets an anonymous one first, as Docker does.
 The registry's CA is the file given (the sandbox's: ``container_infra.sandbox.registry.ca_path``), else the
-system's trust store.
+system's trust store. A reference must name its registry (``container_infra.image_reference``): a bare ``debian``
+is refused, not looked up in a public registry.
 """
 
 from __future__ import annotations
@@ -12,29 +13,21 @@ import re
 
 import requests
 
+from container_infra import image_reference
+
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ])
-DOCKER_HUB = "registry-1.docker.io"
 
 
 def split_reference(image: str) -> tuple[str, str, str]:
     """``registry``, ``repository`` and tag or digest of an image reference (Docker's rules: the first
-    component is a registry when it has a '.' or ':' or is localhost)."""
-    name, reference = image, "latest"
-    if "@" in image:
-        name, reference = image.split("@", 1)
-    else:
-        last = image.rsplit("/", 1)[-1]
-        if ":" in last:
-            name, reference = image.rsplit(":", 1)
-    first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        return first, rest, reference
-    return DOCKER_HUB, name if "/" in name else f"library/{name}", reference
+    component is a registry when it has a '.' or ':' or is localhost); a name without a registry is not read as
+    a public registry's but refused: ImageReferenceError (a ValueError), its message one sentence."""
+    return image_reference.split(image)
 
 
 def _bearer(challenge: str, repository: str, verify, timeout: float) -> str | None:
@@ -49,8 +42,12 @@ def _bearer(challenge: str, repository: str, verify, timeout: float) -> str | No
 
 
 def image_error(image: str, ca_file: str | None = None, timeout: float = 15) -> str | None:
-    """None when the registry has the image, else one sentence saying what is missing or unreachable."""
-    registry, repository, reference = split_reference(image)
+    """None when the registry has the image, else one sentence saying what is missing or unreachable (or that
+    the reference names no registry)."""
+    try:
+        registry, repository, reference = split_reference(image)
+    except image_reference.ImageReferenceError as error:
+        return str(error)
     url = f"https://{registry}/v2/{repository}/manifests/{reference}"
     verify = ca_file or True
     headers = {"Accept": MANIFEST_TYPES}

@@ -8,21 +8,26 @@ One module-scoped Swarm; the tests run in order (the first converges, the later 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
+import docker
 import pytest
 import yaml
 from ansible_runner import ansible_module
-from cluster_access import ssh, wait_ssh
+from cluster_access import SSH_OPTIONS, ssh, wait_ssh
 from test_docker_nodes import boot, delete, with_floating_ip
 from test_storage import wait_for
 
+from container_infra import inventory, jobs
+from container_infra.jobs_swarm import SwarmJobs
 from container_infra.sandbox import images, packages, registry
 from container_infra.sandbox.layout import STORAGE_NETWORK
 
@@ -68,7 +73,7 @@ class Operator:
             "masters": {"hosts": {n: hosts[n] for n in hosts if hosts[n]["container_infra_role"] == "master"}},
             "workers": {"hosts": {n: hosts[n] for n in hosts if hosts[n]["container_infra_role"] == "worker"}},
             "gpu": {"hosts": {n: {} for n in hosts if hosts[n]["container_infra_gpu"]}},
-            f"cluster_{CLUSTER}": {"hosts": {n: {} for n in hosts}}}}}))
+            inventory.cluster_group(CLUSTER): {"hosts": {n: {} for n in hosts}}}}}))
         # What inventories/sandbox/group_vars/all/gpu.yml sets: the repositories' URLs and the check image.
         self.variables = work / "vars.json"
         self.variables.write_text(json.dumps({
@@ -161,37 +166,66 @@ def test_the_role_installs_wires_and_checks_the_gpu_node(operator, nodes):
     assert run(manager, "test -e /etc/docker/daemon.json || echo none").stdout.strip() == "none"
 
 
-def test_a_job_of_three_one_gpu_tasks_runs_two_at_a_time_each_with_its_own_gpu(nodes):
+@contextlib.contextmanager
+def engine_api(node):
+    """The node's Docker engine on a loopback port of this machine, through an SSH forward of its socket: this
+    test's Swarm has no TLS API of its own, and the job backend `container-infra job` uses takes any client."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tunnel = subprocess.Popen(["ssh", *SSH_OPTIONS, "-i", str(node["key"]), "-N", "-o", "ExitOnForwardFailure=yes",
+                               "-L", f"127.0.0.1:{port}:/var/run/docker.sock", f"core@{node['address']}"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{port}", timeout=30)
+
+        def answers() -> bool:
+            assert tunnel.poll() is None, f"the SSH forward ended: {tunnel.stderr.read().decode()}"
+            try:
+                return client.ping()
+            except docker.errors.DockerException:
+                return False
+
+        wait_for(answers, "the manager's engine through SSH", timeout=30)
+        yield client
+    finally:
+        tunnel.terminate()
+        tunnel.wait(timeout=10)
+
+
+def test_a_job_of_three_one_gpu_tasks_runs_two_at_a_time_each_with_its_own_gpu(nodes, sandbox):
+    """Through the toolkit's job backend (what `container-infra job submit --gpus-per-task 1 --wait` runs)."""
     manager, worker = nodes
     image = f"{images.image_name('base')}:latest"
-    run(manager, f"docker service create -d --name gpujob --mode replicated-job --replicas 3 --max-concurrent 3 "
-                 f"--generic-resource gpu=1 --restart-condition none {image} "
-                 "sh -c 'nvidia-smi -L; sleep 12'")
-    states, most = [], 0
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        tasks = run(manager, "docker service ps gpujob --format '{{.CurrentState}}'").stdout.split("\n")
-        current = [state.split()[0] for state in tasks if state.strip()]
-        states.append(current)
-        running = current.count("Running")
-        most = max(most, running)
-        if running == 2 and "Complete" not in current:
-            # Two GPUs: the third task waits for one.
-            assert current.count("Pending") == 1, current
-        if current.count("Complete") == 3:
-            break
-        time.sleep(1)
-    assert states and states[-1].count("Complete") == 3, states[-12:]
-    assert most == 2, states
-    logs = run(manager, "docker service logs --raw gpujob").stdout.splitlines()
-    lines = [line for line in logs if line.startswith("GPU ")]
-    assert len(lines) == 3, logs
-    # Each task saw exactly one GPU (as GPU 0, as a container sees its devices) and only the node's.
+    spec = {"name": f"gpujob-{RUN}", "image": image, "tasks": 3, "max_concurrent": 3, "gpus_per_task": 1,
+            "command": ["sh", "-c", "nvidia-smi -L; sleep 12"]}
+    ca = str(registry.ca_path(sandbox))
+    with engine_api(manager) as client:
+        backend = SwarmJobs(client)
+        assert [(n.hostname, n.gpus) for n in backend.nodes() if n.gpus] == [(worker["name"], 2)]
+        # More GPUs per task than the GPU node has: one sentence, nothing submitted.
+        with pytest.raises(jobs.JobError, match=r"asks 3 GPU\(s\) per task but the most any node"):
+            backend.submit(jobs.parse({**spec, "name": f"toomany-{RUN}", "gpus_per_task": 3}), registry_ca=ca)
+        assert [job["name"] for job in backend.list()] == []
+
+        job = jobs.parse(spec)
+        backend.submit(job, registry_ca=ca)
+        polls: list[dict] = []
+        final = backend.wait(job.name, interval=1, timeout=180, progress=polls.append)
+        assert final["state"] == "complete", jobs.progress_line(final)
+        assert [(t["index"], t["exit_code"]) for t in final["task_states"]] == [(0, 0), (1, 0), (2, 0)]
+        assert {t["node"] for t in final["task_states"]} == {worker["name"]}
+        # Two GPUs: two tasks at a time, and the third waited for one.
+        assert max(p["running"] for p in polls) == 2, [jobs.progress_line(p) for p in polls]
+        assert any(p["running"] == 2 and p["pending"] == 1 for p in polls), [jobs.progress_line(p) for p in polls]
+        lines = [line for _, line in backend.logs(job.name) if line.startswith("GPU ")]
+        backend.cancel(job.name)
+    assert len(lines) == 3, lines
+    # Each task saw exactly one GPU (as GPU 0, as a container sees its devices), its own, and only the node's.
     hardware = {line.split("\t")[1] for line in run(worker, "cat /etc/sandbox/gpus.tsv").stdout.splitlines()
                 if line and not line.startswith("#")}
     assert all(line.startswith("GPU 0: Tesla V100-SXM2-32GB (UUID: GPU-") for line in lines), lines
     assert {line.split("UUID: ")[1].rstrip(")") for line in lines} <= hardware
-    run(manager, "docker service rm gpujob >/dev/null")
 
 
 def test_a_second_run_changes_nothing_and_restarts_no_engine(operator, nodes):

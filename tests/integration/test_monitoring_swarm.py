@@ -23,6 +23,7 @@ from cluster_access import ssh, wait_ssh
 from test_docker_nodes import boot, delete, with_floating_ip
 from test_storage import wait_for
 
+from container_infra import inventory
 from container_infra.sandbox import images, registry
 from container_infra.sandbox.layout import STORAGE_NETWORK
 
@@ -61,7 +62,7 @@ class Monitoring:
         self.inventory = work / "hosts.yml"
         self.inventory.write_text(yaml.safe_dump({"all": {"children": {
             "masters": {"hosts": by_role["master"]}, "workers": {"hosts": by_role["worker"]},
-            f"cluster_{CLUSTER}": {"hosts": {n: {} for n in hosts}}}}}))
+            inventory.cluster_group(CLUSTER): {"hosts": {n: {} for n in hosts}}}}}))
 
     def play(self, monitoring: dict):
         variables = self.work / "vars.json"
@@ -175,3 +176,46 @@ def test_converge_every_exporter_and_engine_is_up_with_the_nodes_file_systems(mo
         # As the exporter computes it: blocks times the block size.
         statvfs = run(node, "python3 -c 'import os; s = os.statvfs(chr(47)); print(s.f_blocks * s.f_bsize)'")
         assert sizes[node["name"]] == int(statvfs.stdout), (node["name"], sizes)
+
+
+def engine_state(node) -> str:
+    """Every service's ID and version and every container's ID on the node: what a redeploy would change."""
+    services = run(node, "docker service ls -q | xargs -r docker service inspect --format '{{.ID}} {{.Version.Index}}'",
+                   check=False).stdout
+    return services + run(node, "docker ps -q --no-trunc | sort").stdout
+
+
+def test_a_second_run_changes_nothing_and_redeploys_nothing(monitoring, nodes):
+    before = [engine_state(node) for node in nodes]
+    done = monitoring.play(spec())
+    assert done.returncode == 0, failures(done)
+    print(f"second run: {done.elapsed:.1f} s")
+    assert changed_tasks(done) == []
+    assert [engine_state(node) for node in nodes] == before
+
+
+def firing(manager, alert: str, node: str) -> bool:
+    return any(s["metric"].get("node") == node
+               for s in query(manager, f'ALERTS{{alertname="{alert}",alertstate="firing"}}'))
+
+
+def test_a_stopped_node_fires_the_node_down_alert_and_its_start_resolves_it(monitoring, nodes, osc):
+    """Runs last in this file: it stops the worker. The spec's node_down_for is 30 s, its scrape interval 5 s."""
+    manager, worker = nodes
+    assert not firing(manager, "NodeDown", worker["name"])
+    osc.run("server", "stop", worker["name"])
+    wait_for(lambda: osc.json("server", "show", worker["name"])["status"] == "SHUTOFF", "the worker stopped",
+             timeout=120)
+    stopped = time.monotonic()
+    wait_for(lambda: firing(manager, "NodeDown", worker["name"]), "NodeDown firing for the stopped worker",
+             timeout=120)
+    fired = time.monotonic() - stopped
+    print(f"NodeDown fired {fired:.0f} s after the worker stopped")
+    # The rule's for (30 s), two scrape intervals (5 s each) and one evaluation (5 s), with room for this busy
+    # machine's slowness (the query runs over SSH, each try a few seconds).
+    assert fired <= 30 + 2 * 5 + 5 + 20, fired
+    osc.run("server", "start", worker["name"])
+    wait_for(lambda: not firing(manager, "NodeDown", worker["name"]), "NodeDown resolved after the start",
+             timeout=240)
+    # The node is back in Prometheus: its exporter (the Swarm's global service restarted it) is up.
+    assert {s["metric"].get("node") for s in query(manager, 'up{job="node"} == 1')} == {n["name"] for n in nodes}

@@ -22,6 +22,10 @@ INPUTS = {"source": "nvidia", "driver_packages": [], "toolkit_packages": ["nvidi
           "branch": "550", "cuda_repository": f"{SANDBOX}/compute/cuda/repos",
           "toolkit_repository": f"{SANDBOX}/libnvidia-container", "family": "Debian", "distribution": "Debian",
           "version": "12.7", "architecture": "x86_64", "orchestrator": "auto", "resource_kind": "gpu"}
+# The site's registry or mirror (container_infra_image_registry) the role's images come from.
+REGISTRY = "registry.example.org:5000/mirror"
+IMAGES = {"orchestrator": "auto", "verify": True, "verify_image": f"{REGISTRY}/library/ubuntu:24.04",
+          "device_plugin_image": f"{REGISTRY}/nvidia/k8s-device-plugin:v0.17.0", "image_registry": REGISTRY}
 GPUS = [{"index": 0, "uuid": "GPU-a", "name": "Tesla V100-SXM2-32GB", "memory_mib": 32768},
         {"index": 1, "uuid": "GPU-b", "name": "Tesla V100-SXM2-32GB", "memory_mib": 32768}]
 
@@ -81,6 +85,87 @@ def test_bad_settings_are_one_sentence(change, words):
     assert str(error.value).count(". ") == 0 and "\n" not in str(error.value)
 
 
+MISSING = ("container_infra_image_registry is not set: name the registry or mirror the nodes pull images from "
+           "(host[:port][/path]), or set {} to a full image reference.")
+
+
+def test_the_images_a_node_needs_are_named_with_their_registry():
+    assert gpu.image_problem(IMAGES) is None
+    # Named in full, an image needs no registry; one the node does not need may be left empty.
+    assert gpu.image_problem({"orchestrator": "docker", "verify": True, "verify_image": "r.example.org/base:1",
+                              "device_plugin_image": "", "image_registry": ""}) is None
+    assert gpu.image_problem({"orchestrator": "auto", "verify": False, "verify_image": "", "device_plugin_image": "",
+                              "image_registry": ""}) is None
+    assert gpu.image_problem({"orchestrator": "kubernetes", "verify": True, "verify_image": "",
+                              "device_plugin_image": "localhost:5000/dp:1", "image_registry": ""}) is None
+
+
+@pytest.mark.parametrize(("change", "sentence"), [
+    ({"verify_image": "", "image_registry": ""}, MISSING.format("container_infra_gpu_verify_image")),
+    ({"orchestrator": "kubernetes", "device_plugin_image": "", "image_registry": ""},
+     MISSING.format("container_infra_gpu_device_plugin_image")),
+    ({"verify_image": "ubuntu:24.04"}, "container_infra_gpu_verify_image ubuntu:24.04 names no registry; give it as "
+                                       "<registry host>/<repository>:<tag>, from the registry the nodes pull from."),
+    ({"orchestrator": "kubernetes", "device_plugin_image": "nvidia/k8s-device-plugin:v0.17.0"},
+     "container_infra_gpu_device_plugin_image nvidia/k8s-device-plugin:v0.17.0 names no registry"),
+    ({"image_registry": "https://registry.example.org", "verify_image": "https://registry.example.org/library/u:1"},
+     "container_infra_image_registry 'https://registry.example.org' is not a registry or mirror as host[:port][/path]"),
+    ({"verify_image": "has space"}, "container_infra_gpu_verify_image 'has space' is not an image reference"),
+])
+def test_an_image_the_node_needs_and_cannot_name_is_one_sentence(change, sentence):
+    said = gpu.image_problem(IMAGES | change)
+    assert said.startswith(sentence), said
+    assert said.count(". ") == 0 and said.endswith(".") and "\n" not in said
+
+
+def role_default(variable: str, *extra: str) -> dict:
+    """A variable of the role's defaults as Ansible templates it, with ``extra`` -e arguments."""
+    from ansible_runner import BIN, host_results
+    from ansible_runner import run as ansible_run
+
+    done = ansible_run([str(BIN / "ansible"), "localhost", "-e", "@roles/container_infra_gpu/defaults/main.yml",
+                        *extra, "-m", "ansible.builtin.debug", "-a", f"var={variable}"])
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    [result] = host_results(done.stdout)
+    return result
+
+
+def test_the_default_images_are_built_under_the_sites_registry_and_empty_without_one():
+    registry = ["-e", f"container_infra_image_registry={REGISTRY}/"]
+    assert role_default("container_infra_gpu_verify_image", *registry)["container_infra_gpu_verify_image"] == (
+        f"{REGISTRY}/library/ubuntu:24.04")
+    assert role_default("container_infra_gpu_device_plugin_image", *registry)[
+        "container_infra_gpu_device_plugin_image"] == f"{REGISTRY}/nvidia/k8s-device-plugin:v0.17.0"
+    # No registry: '' (which the role's first check turns into its sentence), not an undefined-variable error.
+    assert role_default("container_infra_gpu_verify_image")["container_infra_gpu_verify_image"] == ""
+    # Set in full, the image wins.
+    full = role_default("container_infra_gpu_verify_image", *registry,
+                        "-e", "container_infra_gpu_verify_image=r.example.org/base:1")
+    assert full["container_infra_gpu_verify_image"] == "r.example.org/base:1"
+
+
+def test_the_role_stops_first_with_the_sentence_when_no_registry_is_named(tmp_path):
+    """The role on localhost with no image and no registry: its argument check, then the image check fails with
+    the sentence alone, before any task that changes the node."""
+    from ansible_runner import BIN, host_results
+    from ansible_runner import run as ansible_run
+
+    playbook = tmp_path / "gpu.yml"
+    playbook.write_text(yaml.safe_dump([{"name": "GPU", "hosts": "localhost", "gather_facts": False,
+                                         "roles": [{"role": "container_infra_gpu"}]}]))
+    done = ansible_run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                        "-e", f"ansible_python_interpreter={sys.executable}", "-e", "ansible_os_family=Debian",
+                        str(playbook)], ANSIBLE_ROLES_PATH=str(REPO / "roles"))
+    assert done.returncode != 0
+    results = [r for r in host_results(done.stdout) if not r.get("skipped")]
+    assert results[-1]["_task"] == ("container_infra_gpu : The images this node needs are named, each with its "
+                                    "registry (checked before anything changes)"), results
+    assert results[-1]["msg"] == MISSING.format("container_infra_gpu_verify_image")
+    assert [r["_task"] for r in results[:-1]] == [
+        "container_infra_gpu : Validating arguments against arg spec 'main' - NVIDIA driver and toolkit on GPU nodes, "
+        "wired into Docker, Swarm, containerd, Kubernetes"]
+
+
 def test_nvidia_smis_answer_is_parsed_and_garbage_is_a_sentence():
     text = "1, GPU-b, Tesla V100-SXM2-32GB, 32768\n0, GPU-a, Tesla V100-SXM2-32GB, 32768\n"
     assert gpu.parse_gpus(text) == GPUS
@@ -137,7 +222,7 @@ def test_containerd_gets_the_runtime_as_an_imported_drop_in():
 
 @pytest.mark.parametrize("version", ("1.28", kubernetes_validate.latest_version()))
 def test_the_device_plugin_daemonset_is_a_valid_kubernetes_object(version):
-    items = gpu.device_plugin("nvcr.io/nvidia/k8s-device-plugin:v0.17.0")
+    items = gpu.device_plugin(f"{REGISTRY}/nvidia/k8s-device-plugin:v0.17.0")
     for item in items:
         kubernetes_validate.validate(item, version, strict=True)
     assert [doc for doc in yaml.safe_load_all(gpu.render(items)) if doc] == items
@@ -164,3 +249,6 @@ def test_the_filters_are_the_packages_functions_and_raise_sentences():
 
     with pytest.raises(AnsibleFilterError, match="container_infra_gpu_orchestrator 'x' is not one of"):
         filters["container_infra_gpu_plan"](INPUTS | {"orchestrator": "x"})
+    assert filters["container_infra_gpu_image_problem"](IMAGES) == ""
+    assert filters["container_infra_gpu_image_problem"](IMAGES | {"verify_image": ""}) == MISSING.format(
+        "container_infra_gpu_verify_image")

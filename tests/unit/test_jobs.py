@@ -3,10 +3,13 @@ Kubernetes Indexed Job a job becomes, and its state from its tasks."""
 
 from __future__ import annotations
 
+import re
+
 import kubernetes_validate
 import pytest
 
-from container_infra import jobs
+from container_infra import image_reference, jobs, registry_check
+from container_infra.jobs_backend import JobsBackend
 from container_infra.jobs_kubernetes import INDEX_ANNOTATION, pod_view
 from container_infra.registry_check import split_reference
 
@@ -188,13 +191,66 @@ def test_a_broken_manifest_fails_the_offline_validation():
 
 @pytest.mark.parametrize(("image", "parts"), [
     (IMAGE, ("10.80.0.2:5000", "container-infra/base", "latest")),
-    ("debian", ("registry-1.docker.io", "library/debian", "latest")),
-    ("user/app:1", ("registry-1.docker.io", "user/app", "1")),
     ("localhost/app@sha256:ab", ("localhost", "app", "sha256:ab")),
     ("reg.example:5000/a/b", ("reg.example:5000", "a/b", "latest")),
+    ("registry.example.org:5000/mirror/library/debian:12",
+     ("registry.example.org:5000", "mirror/library/debian", "12")),
+    ("registry.example.org/app:1@sha256:ab", ("registry.example.org", "app", "sha256:ab")),
+    ("[fd00::2]:5000/app:1", ("[fd00::2]:5000", "app", "1")),
+    # An upper-case first component is a host to Docker (repositories are lower-case).
+    ("Registry/app", ("Registry", "app", "latest")),
 ])
 def test_image_references_split_as_docker_splits_them(image, parts):
     assert split_reference(image) == parts
+    assert image_reference.split(image) == parts
+
+
+@pytest.mark.parametrize("image", ["debian", "debian:12", "user/app:1", "library/ubuntu@sha256:ab", "team/sub/app",
+                                   "registry.example.org:5000"])
+def test_a_name_without_a_registry_is_refused_not_sent_to_a_public_registry(image, monkeypatch):
+    sentence = (f"The image {image} names no registry; give it as <registry host>/<repository>:<tag>, from the "
+                "registry the nodes pull from.")
+    with pytest.raises(ValueError, match=re.escape(sentence)):
+        split_reference(image)
+    assert not image_reference.names_registry(image)
+
+    def asked(*_args, **_kwargs):
+        raise AssertionError("a registry was asked for an image that names none")
+
+    monkeypatch.setattr(registry_check.requests, "head", asked)
+    monkeypatch.setattr(registry_check.requests, "get", asked)
+    assert registry_check.image_error(image) == sentence
+
+
+class Backend(JobsBackend):
+    def nodes(self):
+        return cluster()
+
+    def list(self):
+        return []
+
+
+def test_a_job_whose_image_names_no_registry_is_one_sentence_before_any_submit():
+    errors = Backend().check(job(image="debian:12"))
+    assert errors == ["The image debian:12 names no registry; give it as <registry host>/<repository>:<tag>, from "
+                      "the registry the nodes pull from."]
+
+
+@pytest.mark.parametrize(("registry", "ok"), [
+    ("registry.example.org:5000/mirror", True), ("registry.example.org", True), ("10.80.0.2:5000/", True),
+    ("localhost:5000", True), ("[fd00::2]:5000", True),
+    ("mirror", False), ("https://registry.example.org", False), ("registry.example.org/Mirror", False),
+    ("registry.example.org:5000/mirror with space", False), ("", False),
+])
+def test_the_site_registry_must_be_one_docker_reads_as_a_host(registry, ok):
+    said = image_reference.registry_error(registry)
+    assert (said is None) == ok, said
+    if not ok:
+        assert said.startswith(f"container_infra_image_registry {registry!r} is not a registry or mirror as "
+                               "host[:port][/path]")
+        assert said.count(". ") == 0 and said.endswith(".")
+    assert image_reference.under(registry, "library/ubuntu:24.04") == (
+        f"{registry.rstrip('/')}/library/ubuntu:24.04" if registry else "")
 
 
 def pod(index, phase, exit_code=None, node="k1"):

@@ -22,12 +22,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from container_infra import monitoring
+from container_infra import image_reference, monitoring
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles" / "container_infra_monitoring"
 PROMTOOL = shutil.which("promtool")
 NODE_EXPORTER = shutil.which("prometheus-node-exporter")
+# The site's registry or mirror (container_infra_image_registry) the images the settings leave out come from.
+REGISTRY = "registry.example.org:5000/mirror"
 
 
 def _library(name: str):
@@ -39,7 +41,7 @@ def _library(name: str):
 
 
 def config(**spec) -> dict:
-    return monitoring.settings({"enabled": True, **spec})
+    return monitoring.settings({"enabled": True, **spec}, REGISTRY)
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess:
@@ -59,6 +61,70 @@ def test_settings_default_to_off_with_every_key():
 def test_settings_keep_what_the_spec_gives():
     out = config(scrape_interval="30s", node_down_for="2m", node_exporter_image="r:5000/ne:1")
     assert (out["scrape_interval"], out["node_down_for"], out["node_exporter_image"]) == ("30s", "2m", "r:5000/ne:1")
+    assert out["prometheus_image"] == f"{REGISTRY}/prometheus/prometheus:v2.53.2"
+
+
+# --- images: from the site's registry or mirror, named in full, or one sentence ---------------------------------
+
+
+def test_the_images_left_out_come_from_the_sites_registry():
+    out = config()
+    assert (out["node_exporter_image"], out["prometheus_image"]) == (
+        "registry.example.org:5000/mirror/prometheus/node-exporter:v1.8.2",
+        "registry.example.org:5000/mirror/prometheus/prometheus:v2.53.2")
+    assert monitoring.images(out) == [out["node_exporter_image"], out["prometheus_image"]]
+    # A trailing slash is not doubled.
+    assert monitoring.settings({"enabled": True}, "10.80.0.2:5000/")["prometheus_image"] == (
+        "10.80.0.2:5000/prometheus/prometheus:v2.53.2")
+
+
+def test_images_named_in_full_win_and_need_no_registry():
+    full = {"enabled": True, "node_exporter_image": "r.example.org/ne:1", "prometheus_image": "r.example.org/p:2"}
+    out = monitoring.settings(full)
+    assert (out["node_exporter_image"], out["prometheus_image"]) == ("r.example.org/ne:1", "r.example.org/p:2")
+    assert monitoring.settings(full, REGISTRY)["prometheus_image"] == "r.example.org/p:2"
+
+
+SENTENCE = ("container_infra_image_registry is not set: name the registry or mirror the nodes pull images from "
+            "(host[:port][/path]), or set {} to {}.")
+
+
+@pytest.mark.parametrize(("spec", "images", "what"), [
+    ({}, "monitoring.node_exporter_image and monitoring.prometheus_image", "full image references"),
+    ({"node_exporter_image": "r.example.org/ne:1"}, "monitoring.prometheus_image", "a full image reference"),
+    # Kubernetes gets the exporter's DaemonSet only: Prometheus's image is not needed there.
+    ({"orchestrator": "kubernetes"}, "monitoring.node_exporter_image", "a full image reference"),
+])
+def test_a_needed_image_with_no_registry_named_is_one_sentence(spec, images, what):
+    with pytest.raises(monitoring.MonitoringError) as caught:
+        monitoring.settings({"enabled": True, **spec})
+    assert str(caught.value) == SENTENCE.format(images, what)
+    assert _one_sentence(str(caught.value))
+
+
+def test_monitoring_off_needs_no_registry():
+    out = monitoring.settings({"orchestrator": "none"})
+    assert out["enabled"] is False and (out["node_exporter_image"], out["prometheus_image"]) == ("", "")
+    assert monitoring.images(out) == []
+    kubernetes = monitoring.settings({"enabled": True, "orchestrator": "kubernetes",
+                                      "node_exporter_image": "r.example.org/ne:1"})
+    assert kubernetes["prometheus_image"] == "" and monitoring.images(kubernetes) == ["r.example.org/ne:1"]
+
+
+@pytest.mark.parametrize(("spec", "registry", "words"), [
+    ({"node_exporter_image": "prom/node-exporter:v1.8.2"}, REGISTRY,
+     "monitoring.node_exporter_image prom/node-exporter:v1.8.2 names no registry; give it as "
+     "<registry host>/<repository>:<tag>, from the registry the nodes pull from."),
+    ({"prometheus_image": "prometheus"}, REGISTRY, "monitoring.prometheus_image prometheus names no registry"),
+    ({}, "https://registry.example.org", "container_infra_image_registry 'https://registry.example.org' is not a "
+                                         "registry or mirror as host[:port][/path]"),
+    ({}, "mirror", "container_infra_image_registry 'mirror' is not a registry or mirror"),
+])
+def test_an_image_or_registry_docker_would_not_read_as_the_sites_is_one_sentence(spec, registry, words):
+    with pytest.raises(monitoring.MonitoringError) as caught:
+        monitoring.settings({"enabled": True, **spec}, registry)
+    assert str(caught.value).startswith(words)
+    assert _one_sentence(str(caught.value))
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("15s", 15), ("1m30s", 90), ("2h", 7200), ("1d", 86400),
@@ -425,13 +491,51 @@ def test_workloads_are_made_again_only_when_their_digest_changed():
     ("10.80.0.2:5000/container-infra/node-exporter:latest",
      ("10.80.0.2:5000", "container-infra/node-exporter", "latest")),
     ("10.80.0.2:5000/container-infra/prometheus", ("10.80.0.2:5000", "container-infra/prometheus", "latest")),
-    ("quay.io/prometheus/prometheus:v2.53.2", ("quay.io", "prometheus/prometheus", "v2.53.2")),
-    ("prom/node-exporter:v1.8.2", ("registry-1.docker.io", "prom/node-exporter", "v1.8.2")),
-    ("busybox", ("registry-1.docker.io", "library/busybox", "latest")),
+    ("registry.example.org:5000/mirror/prometheus/prometheus:v2.53.2",
+     ("registry.example.org:5000", "mirror/prometheus/prometheus", "v2.53.2")),
     ("localhost/x@sha256:ab", ("localhost", "x", "sha256:ab")),
+    ("r.example.org/x:1@sha256:ab", ("r.example.org", "x", "sha256:ab")),
 ])
 def test_image_references_are_read_as_the_engine_reads_them(image, parsed):
     assert _library("container_infra_registry_image").parse(image) == parsed
+    # The node's copy answers as the package does.
+    assert image_reference.split(image) == parsed
+
+
+@pytest.mark.parametrize("image", ["busybox", "prom/node-exporter:v1.8.2", "prometheus/prometheus@sha256:ab"])
+def test_a_name_without_a_registry_is_refused_on_the_node_without_asking_any(image, monkeypatch):
+    module = _library("container_infra_registry_image")
+    sentence = (f"The image {image} names no registry; give it as <registry host>/<repository>:<tag>, from the "
+                "registry the nodes pull from.")
+    with pytest.raises(ValueError, match=re.escape(sentence)):
+        module.parse(image)
+
+    def asked(*_args, **_kwargs):
+        raise AssertionError("a registry was asked for an image that names none")
+
+    monkeypatch.setattr(module.urllib.request, "urlopen", asked)
+    failures = []
+
+    class Module:
+        check_mode = False
+
+        def __init__(self, **_kwargs):
+            self.params = {"images": [image], "certs_d": "/nonexistent", "timeout": 5}
+
+        def fail_json(self, **kwargs):
+            failures.append(kwargs)
+            raise SystemExit(1)
+
+        def exit_json(self, **kwargs):
+            raise AssertionError(f"an image that names no registry passed: {kwargs}")
+
+    monkeypatch.setattr(module, "AnsibleModule", Module)
+    with pytest.raises(SystemExit):
+        module.main()
+    (failure,) = failures
+    assert failure["msg"] == sentence
+    assert failure["images"] == [{"image": image, "registry": None, "repository": None, "reference": None,
+                                  "present": False}]
 
 
 def test_an_image_the_registry_lacks_is_one_sentence(monkeypatch):
@@ -475,7 +579,9 @@ def test_every_role_variable_is_typed_and_in_the_readme():
     readme = (ROLE / "README.md").read_text()
     assert set(defaults) <= set(specs)
     for name, spec in specs.items():
-        assert name.startswith("container_infra_monitoring_") and spec.get("type")
+        # The site's registry is the one variable the roles that run images share.
+        assert (name.startswith("container_infra_monitoring_") or name == "container_infra_image_registry") \
+            and spec.get("type")
         assert name in readme, name
     for key in specs["container_infra_monitoring_settings"]["options"]:
         assert key in monitoring.DEFAULTS, key
@@ -539,6 +645,26 @@ def test_monitoring_off_runs_nothing_on_the_node(tmp_path):
     assert [name for name, _ in ran(done)][-1] == "The monitoring settings, completed with the defaults"
 
 
+def test_monitoring_on_with_no_image_and_no_registry_stops_at_the_check_with_one_sentence(tmp_path):
+    done = play_monitoring(tmp_path, {"enabled": True, "orchestrator": "none"})
+    assert done.returncode != 0
+    tasks = ran(done)
+    assert tasks[-1][0] == "Check the monitoring settings", tasks
+    # The sentence alone: no undefined-variable error, no filter's error wrapped in Ansible's words.
+    assert tasks[-1][1] == SENTENCE.format("monitoring.node_exporter_image and monitoring.prometheus_image",
+                                           "full image references"), tasks[-1][1]
+
+
+def test_a_kubernetes_cluster_takes_the_exporter_from_the_sites_registry(tmp_path):
+    done = play_monitoring(tmp_path, {"enabled": True, "orchestrator": "kubernetes"},
+                           container_infra_monitoring_manifest_dir=str(tmp_path / "out"),
+                           container_infra_image_registry=REGISTRY)
+    assert done.returncode == 0, ran(done)
+    manifest = yaml.safe_load((tmp_path / "out" / "node-exporter-daemonset.yml").read_text())
+    (container,) = manifest["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"{REGISTRY}/prometheus/node-exporter:v1.8.2"
+
+
 def test_a_kubernetes_cluster_gets_the_daemonset_manifest_and_no_container(tmp_path):
     settings = {"enabled": True, "orchestrator": "kubernetes", "node_exporter_image": "r:5000/ne:1"}
     done = play_monitoring(tmp_path, settings, container_infra_monitoring_manifest_dir=str(tmp_path / "out"))
@@ -565,7 +691,7 @@ def test_the_remote_write_secret_is_never_in_the_output_even_at_vvv(tmp_path, do
 
     settings = {"enabled": True, "orchestrator": "none",
                 "remote_write": {"url": "https://m.example.org/w", "username": "u", "password": "pw-5ecret-x"}}
-    play_monitoring(tmp_path, settings)  # writes the inventory and vars
+    play_monitoring(tmp_path, settings, container_infra_image_registry=REGISTRY)  # writes the inventory and vars
     done = ansible_run([str(BIN / "ansible-playbook"), "-C", "--diff", "-vvv", "-i", str(tmp_path / "hosts.yml"),
                         "-e", f"@{tmp_path / 'vars.json'}", "-e", "container_infra_monitoring_check_images=false",
                         str(REPO / "playbooks" / "monitoring.yml")], timeout=300)

@@ -357,3 +357,23 @@ def test_a_stack_no_run_can_act_on_is_one_sentence(status, words):
 def test_only_a_whole_stack_goes_on_to_the_inventory(stack, problem):
     said = swarm_spec.swarm_stack_problem(stack, "s")
     assert said.startswith(problem) and (said == "") == (problem == ""), said
+
+
+@pytest.mark.parametrize("role, variable", [
+    ("container_infra_gpu", "container_infra_gpu_cluster_group"),
+    ("container_infra_monitoring", "container_infra_monitoring_cluster_group"),
+    ("container_infra_swarm", "container_infra_swarm_cluster_group"),
+])
+def test_each_role_finds_its_cluster_by_the_group_name_the_inventories_write(role, variable):
+    """A cluster named with dashes (swarm-heat-sandbox) is the group cluster_swarm_heat_sandbox in every written
+    inventory; a role that looked for cluster_swarm-heat-sandbox found no group and fell back on the first master
+    of the whole play (another cluster's, seen in the demo)."""
+    from ansible_runner import BIN, host_results
+    from ansible_runner import run as ansible_run
+
+    done = ansible_run([str(BIN / "ansible"), "localhost", "-e", f"@roles/{role}/defaults/main.yml",
+                        "-e", "container_infra_cluster=swarm-heat-sandbox", "-m", "ansible.builtin.debug",
+                        "-a", f"var={variable}"])
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    [result] = host_results(done.stdout)
+    assert result[variable] == inventory.cluster_group("swarm-heat-sandbox") == "cluster_swarm_heat_sandbox"
