@@ -20,6 +20,7 @@ from pathlib import Path
 
 import docker
 import pytest
+import requests
 import yaml
 from ansible_runner import ansible_module
 from cluster_access import SSH_OPTIONS, ssh, wait_ssh
@@ -27,7 +28,7 @@ from test_docker_nodes import boot, delete, with_floating_ip
 from test_storage import wait_for
 
 from container_infra import inventory, jobs
-from container_infra.jobs_swarm import SwarmJobs
+from container_infra.jobs_swarm import API_VERSION, SwarmJobs
 from container_infra.sandbox import images, packages, registry
 from container_infra.sandbox.layout import STORAGE_NETWORK
 
@@ -177,13 +178,14 @@ def engine_api(node):
                                "-L", f"127.0.0.1:{port}:/var/run/docker.sock", f"core@{node['address']}"],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{port}", timeout=30)
+        # A fixed API version: the client asks the engine nothing until the forward answers.
+        client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{port}", timeout=30, version=API_VERSION)
 
         def answers() -> bool:
             assert tunnel.poll() is None, f"the SSH forward ended: {tunnel.stderr.read().decode()}"
             try:
                 return client.ping()
-            except docker.errors.DockerException:
+            except (docker.errors.DockerException, requests.RequestException):
                 return False
 
         wait_for(answers, "the manager's engine through SSH", timeout=30)
