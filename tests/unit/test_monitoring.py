@@ -502,6 +502,30 @@ def test_image_references_are_read_as_the_engine_reads_them(image, parsed):
     assert image_reference.split(image) == parsed
 
 
+def _registry_image_failure(module, monkeypatch, images: list[str]) -> dict:
+    """What container_infra_registry_image's main() fails with for these images (a pass is an assertion)."""
+    failures = []
+
+    class Module:
+        check_mode = False
+
+        def __init__(self, **_kwargs):
+            self.params = {"images": images, "certs_d": "/nonexistent", "timeout": 5}
+
+        def fail_json(self, **kwargs):
+            failures.append(kwargs)
+            raise SystemExit(1)
+
+        def exit_json(self, **kwargs):
+            raise AssertionError(f"the images {images} passed: {kwargs}")
+
+    monkeypatch.setattr(module, "AnsibleModule", Module)
+    with pytest.raises(SystemExit):
+        module.main()
+    (failure,) = failures
+    return failure
+
+
 @pytest.mark.parametrize("image", ["busybox", "prom/node-exporter:v1.8.2", "prometheus/prometheus@sha256:ab"])
 def test_a_name_without_a_registry_is_refused_on_the_node_without_asking_any(image, monkeypatch):
     module = _library("container_infra_registry_image")
@@ -514,25 +538,7 @@ def test_a_name_without_a_registry_is_refused_on_the_node_without_asking_any(ima
         raise AssertionError("a registry was asked for an image that names none")
 
     monkeypatch.setattr(module.urllib.request, "urlopen", asked)
-    failures = []
-
-    class Module:
-        check_mode = False
-
-        def __init__(self, **_kwargs):
-            self.params = {"images": [image], "certs_d": "/nonexistent", "timeout": 5}
-
-        def fail_json(self, **kwargs):
-            failures.append(kwargs)
-            raise SystemExit(1)
-
-        def exit_json(self, **kwargs):
-            raise AssertionError(f"an image that names no registry passed: {kwargs}")
-
-    monkeypatch.setattr(module, "AnsibleModule", Module)
-    with pytest.raises(SystemExit):
-        module.main()
-    (failure,) = failures
+    failure = _registry_image_failure(module, monkeypatch, [image])
     assert failure["msg"] == sentence
     assert failure["images"] == [{"image": image, "registry": None, "repository": None, "reference": None,
                                   "present": False}]
@@ -547,25 +553,7 @@ def test_an_image_the_registry_lacks_is_one_sentence(monkeypatch):
     monkeypatch.setattr(module.urllib.request, "urlopen", not_found)
     assert module.present("r:5000", "container-infra/nope", "latest", module.context("/nonexistent", "r:5000"),
                           5) is False
-    failures = []
-
-    class Module:
-        check_mode = False
-
-        def __init__(self, **_kwargs):
-            self.params = {"images": ["r:5000/container-infra/nope:1"], "certs_d": "/nonexistent", "timeout": 5}
-
-        def fail_json(self, **kwargs):
-            failures.append(kwargs)
-            raise SystemExit(1)
-
-        def exit_json(self, **kwargs):
-            raise AssertionError(f"a missing image passed: {kwargs}")
-
-    monkeypatch.setattr(module, "AnsibleModule", Module)
-    with pytest.raises(SystemExit):
-        module.main()
-    (failure,) = failures
+    failure = _registry_image_failure(module, monkeypatch, ["r:5000/container-infra/nope:1"])
     assert failure["msg"].startswith("The image r:5000/container-infra/nope:1 is not in the registry r:5000")
     assert _one_sentence(failure["msg"])
 
