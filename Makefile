@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: setup host-packages demo tour test lint unit integration plugin-tests sandbox-up sandbox-down clean \
-	lifecycle-tests lint-and-unit
+	lifecycle-tests offline-tests plugin-test-deps
 
 host-packages:
 	@scripts/host-packages.sh
@@ -54,34 +54,44 @@ integration: setup
 SANDBOX_PY = $(shell $(BIN)/python -c 'from container_infra.sandbox.layout import Layout; print(Layout.default().bin("python"))' 2>/dev/null)
 PLUGIN_TEST_DEPS = pytest testtools oslotest webtest ddt wsgi-intercept
 
-plugin-tests: setup
+plugin-test-deps: setup
 	$(BIN)/container-infra sandbox install
 	$(SANDBOX_PY) -m pip install --quiet --disable-pip-version-check -c sandbox/constraints.txt $(PLUGIN_TEST_DEPS)
-	@set -e; for file in tests/sandbox_plugins/test_*.py; do \
-		echo "== $$file"; \
-		$(SANDBOX_PY) -m pytest -q -p no:cacheprovider -rs $$file | tee .plugin-test.log; \
-		if grep -qE "[0-9]+ skipped" .plugin-test.log; then echo "$$file: tests were skipped" >&2; exit 1; fi; \
-	done; rm -f .plugin-test.log
+
+# pipefail: a failing test file fails the loop (tee alone would answer 0).
+define RUN_PLUGIN_TESTS
+@set -eo pipefail; for file in tests/sandbox_plugins/test_*.py; do \
+	echo "== $$file"; \
+	$(SANDBOX_PY) -m pytest -q -p no:cacheprovider -rs $$file | tee .plugin-test.log; \
+	if grep -qE "[0-9]+ skipped" .plugin-test.log; then echo "$$file: tests were skipped" >&2; exit 1; fi; \
+done; rm -f .plugin-test.log
+endef
+
+plugin-tests: plugin-test-deps
+	$(RUN_PLUGIN_TESTS)
 
 # Integration tests mostly wait on the cloud (Magnum and Heat poll every few seconds), so files run in
 # parallel workers, longest first (tests/conftest.py orders them; xdist's own reordering by test count
 # would start the few-test, long files last). The lifecycle tests restart the whole cloud and run alone,
-# last; they mostly wait for services to stop and start, so lint and the unit tests (which need no cloud)
-# run beside them, each with its output kept apart (--output-sync) and either one's failure failing the run.
+# last; they mostly wait for services to stop and start, so lint, the unit tests and the sandbox plugins'
+# tests (none of which needs the cloud) run beside them, each group's output kept apart (--output-sync)
+# and either group's failure failing the run.
 PYTEST_WORKERS ?= 2
 LIFECYCLE := tests/integration/test_zz_lifecycle.py
 
-test: setup plugin-tests
+test: setup plugin-test-deps
 	$(BIN)/pytest -m sandbox -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30 \
 		--ignore $(LIFECYCLE) $(PYTEST_ARGS)
-	$(MAKE) --no-print-directory -j2 --output-sync=target lifecycle-tests lint-and-unit
+	$(MAKE) --no-print-directory -j2 --output-sync=target lifecycle-tests offline-tests
 
 lifecycle-tests: setup
 	$(BIN)/pytest --durations=10 $(LIFECYCLE) $(PYTEST_ARGS)
 
-lint-and-unit: setup
+# Run by `test` after plugin-test-deps: installing here would race the lifecycle tests' `up`.
+offline-tests: setup
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -m "not sandbox" --durations=10 $(PYTEST_ARGS)
+	$(RUN_PLUGIN_TESTS)
 
 clean: sandbox-down
 	rm -rf $(VENV) .pytest_cache .ruff_cache

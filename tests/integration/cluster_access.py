@@ -39,19 +39,74 @@ def wait_ssh(address: str, key, timeout: float = 30, interval: float = 1) -> Non
 
 FINAL = re.compile(r"_(COMPLETE|FAILED)$")
 
+# Waits poll Magnum in this process: one `openstack` command costs about 2 s of CPU (its start-up and
+# authentication), and the polls of a full run's waits added up to minutes of a two-core machine's time.
+_MAGNUM: dict[str, object] = {}
+
+
+def _magnum(cloud: str):
+    if cloud not in _MAGNUM:
+        from container_infra.cloud import Cloud
+
+        _MAGNUM[cloud] = Cloud.from_params({"cloud": cloud}).magnum()
+    return _MAGNUM[cloud]
+
+
+def cluster_status(cloud: str, cluster: str) -> str | None:
+    """The cluster's status; "" while Magnum cannot answer for it (early in a create it answers 400, and a
+    busy shared cloud sometimes 500); None once Magnum says it could not be found."""
+    from keystoneauth1 import exceptions as transport
+    from magnumclient import exceptions
+
+    try:
+        return _magnum(cloud).clusters.get(cluster).status
+    except exceptions.NotFound:
+        return None
+    except (exceptions.ClientException, transport.ClientException):
+        return ""
+
 
 def wait_status(osc, cluster: str, timeout: float = 300, phase: str = "") -> dict:
-    """Poll `coe cluster show` until the status is final (and of ``phase``, e.g. "UPDATE_", so that an
-    update is not taken as done before Magnum has started it), riding over Magnum's early 400s."""
+    """Until the status is final (and of ``phase``, e.g. "UPDATE_", so that an update is not taken as done
+    before Magnum has started it), riding over Magnum's early 400s; then what `coe cluster show` says."""
     deadline = time.monotonic() + timeout
     delay = 1.0
     while True:
-        result = osc.run("coe", "cluster", "show", cluster, "-f", "yaml", check=False)
-        if result.returncode == 0:
-            shown = yaml.safe_load(result.stdout)
-            if FINAL.search(shown["status"]) and shown["status"].startswith(phase):
-                return shown
+        status = cluster_status(osc.cloud, cluster)
+        if status and FINAL.search(status) and status.startswith(phase):
+            return yaml.safe_load(osc.run("coe", "cluster", "show", cluster, "-f", "yaml").stdout)
         if time.monotonic() > deadline:
-            raise AssertionError(f"cluster {cluster} still not final after {timeout} s: {result.stdout[-500:]}")
+            raise AssertionError(f"cluster {cluster} still not final after {timeout} s: {status!r}")
         time.sleep(delay)
         delay = min(delay * 1.5, 5)
+
+
+def wait_cluster_gone(osc, *clusters: str, timeout: float = 300) -> None:
+    """Until Magnum says each cluster could not be found (one look per cluster, never the listing: in a full
+    run Magnum answered the listing with 400 while clusters were being deleted)."""
+    deadline = time.monotonic() + timeout
+    while left := [cluster for cluster in clusters if cluster_status(osc.cloud, cluster) is not None]:
+        assert time.monotonic() < deadline, f"clusters {left} still there {timeout} s after their delete"
+        time.sleep(3)
+
+
+_COMPUTE: dict[str, object] = {}
+
+
+def server_status(cloud: str, server: str) -> tuple[str, dict]:
+    """A server's status (by name or ID) and its fault, looked up in this process (as the Magnum waits)."""
+    import openstack
+
+    if cloud not in _COMPUTE:
+        _COMPUTE[cloud] = openstack.connect(cloud=cloud).compute
+    found = _COMPUTE[cloud].find_server(server, ignore_missing=False)
+    return found.status, found.fault or {}
+
+
+def wait_server_status(osc, server: str, status: str, timeout: float = 180) -> None:
+    """Until the server has ``status``; a server in ERROR fails at once, with Nova's fault."""
+    deadline = time.monotonic() + timeout
+    while (now := server_status(osc.cloud, server))[0] != status:
+        assert now[0] != "ERROR", f"server {server} failed: {now[1]}"
+        assert time.monotonic() < deadline, f"server {server} is {now[0]}, not {status}, after {timeout} s"
+        time.sleep(1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from cluster_access import ssh, wait_ssh
+from cluster_access import ssh, wait_server_status, wait_ssh
 
 from container_infra.sandbox.nodes import DOCKER_ZONE, NODE_LABEL
 
@@ -29,19 +29,9 @@ def boot(osc, names: list[str], key: str, properties: dict[str, str] | None = No
     for name in names:
         osc.run("server", "create", "--flavor", flavor, "--image", "fedora-coreos-sandbox",
                 "--network", "private", "--key-name", key, "--availability-zone", DOCKER_ZONE, *options, name)
-    servers = {}
-    deadline = time.monotonic() + 180
-    while len(servers) < len(names):
-        for name in names:
-            if name in servers:
-                continue
-            server = osc.json("server", "show", name)
-            assert server["status"] != "ERROR", f"{name} failed: {server.get('fault')}"
-            if server["status"] == "ACTIVE":
-                servers[name] = server
-        assert time.monotonic() < deadline, f"servers {names} did not become ACTIVE"
-        time.sleep(1)
-    return servers
+    for name in names:
+        wait_server_status(osc, name, "ACTIVE")
+    return {name: osc.json("server", "show", name) for name in names}
 
 
 def with_floating_ip(osc, server: str) -> str:
@@ -96,16 +86,10 @@ def test_reboot_and_power_cycle_keep_the_node_reachable(osc, ssh_keypair, unique
         address = with_floating_ip(osc, name)
         wait_ssh(address, key)
         osc.run("server", "stop", name)
-        deadline = time.monotonic() + 60
-        while osc.json("server", "show", name)["status"] != "SHUTOFF":
-            assert time.monotonic() < deadline
-            time.sleep(1)
+        wait_server_status(osc, name, "SHUTOFF", timeout=60)
         assert ssh(address, key, "true", check=False).returncode != 0
         osc.run("server", "start", name)
-        deadline = time.monotonic() + 60
-        while osc.json("server", "show", name)["status"] != "ACTIVE":
-            assert time.monotonic() < deadline
-            time.sleep(1)
+        wait_server_status(osc, name, "ACTIVE", timeout=60)
         wait_ssh(address, key)
         osc.run("server", "reboot", "--hard", "--wait", name)
         wait_ssh(address, key)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_runner import ansible_module
-from cluster_access import ssh, wait_ssh, wait_status
+from cluster_access import ssh, wait_cluster_gone, wait_ssh, wait_status
 from test_storage import wait_for
 from test_swarm import server_ids
 
@@ -126,11 +126,7 @@ def swarm(sandbox, osc, ssh_keypair, tmp_path_factory):
                "work": work, "lln": lln_nodes, "registry_ca": str(registry.ca_path(sandbox))}
     finally:
         osc.run("coe", "cluster", "delete", CLUSTER, check=False)
-        deadline = time.monotonic() + 300
-        while "could not be found" not in osc.run("coe", "cluster", "show", CLUSTER, check=False).stderr:
-            if time.monotonic() > deadline:
-                break
-            time.sleep(3)
+        wait_cluster_gone(osc, CLUSTER)
         osc.run("coe", "cluster", "template", "delete", template, check=False)
         osc.run("share", "delete", "--wait", SHARE, check=False)
         print(f"test_jobs_swarm.py took {time.monotonic() - STARTED:.0f} s")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import yaml
-from cluster_access import wait_status
+from cluster_access import cluster_status, wait_cluster_gone, wait_status
 
 from container_infra.sandbox.nodes import NODE_LABEL
 
@@ -17,12 +17,6 @@ from container_infra.sandbox.nodes import NODE_LABEL
 def stack_ref(cluster: dict) -> str:
     """The stack id (Heat era) or cluster API name: `stack_id` before microversion 1.13, `cluster_id` after."""
     return cluster.get("cluster_id") or cluster["stack_id"]
-
-
-def cluster_exists(osc, cluster: str) -> bool:
-    """`cluster show`, not `list`: a list fails while any cluster of the project is half made."""
-    result = osc.run("coe", "cluster", "show", cluster, check=False)
-    return result.returncode == 0 or "could not be found" not in result.stderr
 
 
 def node_containers(server_ids) -> dict[str, list[str]]:
@@ -118,7 +112,7 @@ def test_heat_era_cluster_lifecycle(osc, keypair, unique_name, tmp_path):
         assert upgraded["cluster_template_id"] == template2["uuid"]
     finally:
         osc.run("coe", "cluster", "delete", cluster, check=False)
-        wait_gone(lambda: cluster_exists(osc, cluster), what="cluster deletion")
+        wait_cluster_gone(osc, cluster)
         for name in (f"{unique_name}-t1", f"{unique_name}-t2"):
             osc.run("coe", "cluster", "template", "delete", name, check=False)
     assert not [s for s in osc.json("stack", "list") if s["Stack Name"].startswith(unique_name[:20])]
@@ -150,7 +144,7 @@ def test_cluster_api_era_cluster_has_no_stack(osc, keypair, unique_name):
         assert len(osc.json("server", "list", "--name", f"^{stack_id}-")) == 3
     finally:
         osc.run("coe", "cluster", "delete", cluster, check=False)
-        wait_gone(lambda: cluster_exists(osc, cluster), what="cluster deletion")
+        wait_cluster_gone(osc, cluster)
         osc.run("coe", "cluster", "template", "delete", template["name"], check=False)
     assert not osc.json("server", "list", "--name", f"^{stack_id}-")
     assert server_ids and not any(node_containers(server_ids).values())
@@ -169,7 +163,7 @@ def test_injected_create_failure_reports_reason_and_faults(osc, keypair, unique_
         assert osc.json("stack", "show", stack_ref(shown))["stack_status"] == "CREATE_FAILED"
     finally:
         osc.run("coe", "cluster", "delete", cluster, check=False)
-        wait_gone(lambda: cluster_exists(osc, cluster), what="cluster deletion")
+        wait_cluster_gone(osc, cluster)
         osc.run("coe", "cluster", "template", "delete", template["name"], check=False)
 
 
@@ -191,14 +185,13 @@ def test_two_deletes_a_moment_apart_delete_a_heat_era_cluster(osc, keypair, uniq
         osc.run("coe", "cluster", "delete", cluster, check=False)
         first.communicate(timeout=120)
         deadline = time.monotonic() + 300
-        while cluster_exists(osc, cluster):
-            status = osc.run("coe", "cluster", "show", cluster, "-f", "value", "-c", "status", "-c", "status_reason",
-                             check=False).stdout
-            assert "DELETE_FAILED" not in status, status
+        while (status := cluster_status(osc.cloud, cluster)) is not None:
+            assert status != "DELETE_FAILED", osc.run("coe", "cluster", "show", cluster, "-f", "value",
+                                                      "-c", "status_reason", check=False).stdout
             assert time.monotonic() < deadline, "cluster deletion did not finish"
             time.sleep(2)
         assert not [s for s in osc.json("stack", "list") if s["Stack Name"].startswith(stack_ref(shown))]
     finally:
         osc.run("coe", "cluster", "delete", cluster, check=False)
-        wait_gone(lambda: cluster_exists(osc, cluster), what="cluster deletion")
+        wait_cluster_gone(osc, cluster)
         osc.run("coe", "cluster", "template", "delete", template["name"], check=False)

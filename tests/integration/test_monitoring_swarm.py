@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_runner import ansible_module
-from cluster_access import ssh, wait_ssh
+from cluster_access import ssh, wait_server_status, wait_ssh
 from test_docker_nodes import boot, delete, with_floating_ip
 from test_storage import wait_for
 
@@ -204,8 +204,7 @@ def test_a_stopped_node_fires_the_node_down_alert_and_its_start_resolves_it(moni
     manager, worker = nodes
     assert not firing(manager, "NodeDown", worker["name"])
     osc.run("server", "stop", worker["name"])
-    wait_for(lambda: osc.json("server", "show", worker["name"])["status"] == "SHUTOFF", "the worker stopped",
-             timeout=120)
+    wait_server_status(osc, worker["name"], "SHUTOFF", timeout=120)
     stopped = time.monotonic()
     wait_for(lambda: firing(manager, "NodeDown", worker["name"]), "NodeDown firing for the stopped worker",
              timeout=120)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_runner import ansible_module
-from cluster_access import ssh, wait_ssh
+from cluster_access import ssh, wait_server_status, wait_ssh
 from test_docker_nodes import boot, delete, with_floating_ip
 from test_storage import create_share, wait_for
 
@@ -183,9 +183,9 @@ def test_a_second_run_changes_nothing(storage):
 def test_a_restarted_node_gets_its_mount_back_and_the_run_says_so(storage, nodes, osc):
     node = nodes[1]
     osc.run("server", "stop", node["name"])
-    wait_for(lambda: osc.json("server", "show", node["name"])["status"] == "SHUTOFF", "the node stopped")
+    wait_server_status(osc, node["name"], "SHUTOFF", timeout=120)
     osc.run("server", "start", node["name"])
-    wait_for(lambda: osc.json("server", "show", node["name"])["status"] == "ACTIVE", "the node started")
+    wait_server_status(osc, node["name"], "ACTIVE", timeout=120)
     wait_ssh(node["address"], node["key"], timeout=60)
     assert not mounted(node)
     done = storage.play([cephfs(SHARE, cephfs={"create": True, "size": 1, "share_type": "cephfs"})],

@@ -13,7 +13,7 @@ import re
 import subprocess
 import time
 
-from cluster_access import ssh, wait_ssh, wait_status
+from cluster_access import ssh, wait_cluster_gone, wait_ssh, wait_status
 
 from container_infra.sandbox.nodes import NODE_LABEL
 
@@ -129,11 +129,7 @@ def test_swarm_mode_cluster_is_a_docker_swarm(osc, conn, ssh_keypair, unique_nam
         assert set(after_shrink) < set(after_growth)
     finally:
         osc.run("coe", "cluster", "delete", cluster, check=False)
-        # `cluster show`, not `list`: a list fails while any cluster of the project is half made.
-        deadline = time.monotonic() + 300
-        while "could not be found" not in osc.run("coe", "cluster", "show", cluster, check=False).stderr:
-            assert time.monotonic() < deadline, "cluster deletion did not finish"
-            time.sleep(3)
+        wait_cluster_gone(osc, cluster)
         osc.run("coe", "cluster", "template", "delete", template, check=False)
 
     # Nothing is left: no server, port, floating IP, stack or node container.

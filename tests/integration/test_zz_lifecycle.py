@@ -145,11 +145,12 @@ def test_crash_then_up_recovers_a_consistent_cloud(sandbox, keypair, unique_name
         assert not unmarked, f"listening processes without the sandbox's marker: {unmarked}"
         kill(marked)
         kill(container_parent_pids())
-        deadline = time.monotonic() + 30
-        while sandbox_pids(sandbox) or running_containers():
-            assert time.monotonic() < deadline, "the killed processes did not die"
+        # A killed process leaves /proc's view of its environment before it closes its sockets (the kernel
+        # frees its memory first), so its ports are waited for too: on a loaded machine that lasts seconds.
+        deadline = time.monotonic() + 60
+        while (left := (sandbox_pids(sandbox), running_containers(), listening_pids(SANDBOX_PORTS))) != ([], set(), {}):
+            assert time.monotonic() < deadline, f"the killed processes did not die (pids, nodes, ports): {left}"
             time.sleep(0.5)
-        assert not listening_pids(SANDBOX_PORTS), "ports still listened on after every process was killed"
 
         manager.up(sandbox, report)
 
@@ -180,6 +181,9 @@ def test_crash_then_up_recovers_a_consistent_cloud(sandbox, keypair, unique_name
         assert subprocess.run(["docker", "inspect", orphan], capture_output=True).returncode != 0
     finally:
         subprocess.run(["docker", "rm", "--force", orphan], capture_output=True, check=False)
+        if not_running(sandbox):
+            # Failed before its own `up`: the cloud comes back, so the tests after this one judge their own work.
+            manager.up(sandbox, report)
         delete_node(openstack.connect(cloud="sandbox"), server, ip, unique_name)
 
 
