@@ -67,4 +67,7 @@ class FilterModule:
             "container_infra_monitoring_engine_settings": monitoring.engine_daemon_settings,
             "container_infra_monitoring_secret": monitoring.remote_write_secret,
             "container_infra_monitoring_images": monitoring.images,
+            "container_infra_monitoring_gpu_metrics": monitoring.gpu_metrics_run,
+            "container_infra_monitoring_gpus_expected": monitoring.gpus_expected_text,
+            "container_infra_monitoring_gpu_image_problem": monitoring.gpu_metrics_image_problem,
         }

@@ -15,8 +15,9 @@ The static file (module ``os_container_infra_inventory``) and the dynamic plugin
 Group names are Ansible-safe: every character not in ``[A-Za-z0-9_]`` becomes ``_``. Host vars:
 ``ansible_host``, ``ansible_user``, ``container_infra_cluster``, ``container_infra_role``,
 ``container_infra_nodegroup``, ``container_infra_server_id``, ``container_infra_flavor``,
-``container_infra_gpu`` and ``container_infra_networks`` (network name -> ip, mac, mtu, cidr, prefix,
-gateway, port_id, ipoib_mode), one entry per network the server has a port on.
+``container_infra_gpu``, ``container_infra_gpu_count`` (where the flavor says how many: :func:`gpu_count`) and
+``container_infra_networks`` (network name -> ip, mac, mtu, cidr, prefix, gateway, port_id, ipoib_mode), one entry
+per network the server has a port on.
 
 The roles read an inventory with :func:`host_groups`, :func:`hostvars_of` and the selections below
 (their filters point here).
@@ -88,6 +89,26 @@ def has_gpu(extra_specs: dict[str, Any] | None) -> bool:
         if key == "pci_passthrough:alias" and str(value or "").strip():
             return True
     return False
+
+
+def gpu_count(extra_specs: dict[str, Any] | None) -> int | None:
+    """How many GPUs a flavor says its servers have: ``gpu:count``, else the counts of a PCI alias
+    (``a100:2`` or ``a100:2,t4:1``); None when it does not say (a ``resources:*GPU*`` amount is a resource class's
+    count, one per bare-metal node, not the node's GPUs)."""
+    specs = extra_specs or {}
+    if "gpu:count" in specs:
+        count = _count(specs["gpu:count"])
+        return count if count > 0 else None
+    alias = str(specs.get("pci_passthrough:alias") or "").strip()
+    if alias:
+        total = 0
+        for entry in alias.split(","):
+            _, _, number = entry.partition(":")
+            if not number.strip().isdigit():
+                return None
+            total += int(number)
+        return total or None
+    return None
 
 
 #: A login name as useradd takes it: nothing a shell, ssh's %-tokens or user@host would read otherwise.
@@ -263,6 +284,7 @@ def host_vars(cluster_name: str, node: dict, server: dict, index: dict[str, Any]
         # Booted from a volume: the nodegroup's image (Magnum keeps its name or id) says who logs in.
         image = index["images"].get(nodegroup_images.get(node.get("nodegroup") or "") or "")
     embedded = server.get("flavor") or {}
+    extra_specs = flavor_extra_specs(server, index["flavors"])
     out: dict[str, Any] = {
         "ansible_host": choose_ansible_host(server, networks, network),
         "ansible_user": login_user(image, ansible_user),
@@ -271,9 +293,13 @@ def host_vars(cluster_name: str, node: dict, server: dict, index: dict[str, Any]
         "container_infra_nodegroup": node.get("nodegroup"),
         "container_infra_server_id": server["id"],
         "container_infra_flavor": embedded.get("original_name") or node.get("flavor") or embedded.get("id"),
-        "container_infra_gpu": has_gpu(flavor_extra_specs(server, index["flavors"])),
+        "container_infra_gpu": has_gpu(extra_specs),
         "container_infra_networks": networks,
     }
+    # Only where the flavor says: the monitoring's GpusMissing alert compares it with the GPUs the driver reports.
+    count = gpu_count(extra_specs)
+    if count:
+        out["container_infra_gpu_count"] = count
     for unknown in [key for key in ("ansible_host", "ansible_user") if out[key] is None]:
         del out[unknown]  # Ansible's own default then applies, rather than the string "None"
     out.update(extra_host_vars or {})

@@ -9,9 +9,10 @@ written from the inventory where no Swarm runs); ``node_exporter_run``, ``promet
 DaemonSet), each with a digest of its definition that the node module ``container_infra_docker_workload``
 compares instead of redeploying.
 
-GPU metrics are not built here yet (they come with the GPU role): the node exporter reads a textfile directory
-that role will fill (``container_infra_gpus_expected`` from the flavor, ``container_infra_gpu_info`` per GPU), and
-the GPU alert rule is already written against those names.
+GPU metrics come through the node exporter's textfile collector: on a GPU node a small container with the NVIDIA
+runtime and every GPU (``gpu_metrics_run``) asks ``nvidia-smi`` every ``gpu_metrics_interval`` and writes one
+series per GPU (``container_infra_gpu_info`` and gauges); the role writes ``container_infra_gpus_expected`` (the
+node's flavor's count) beside it, and the ``GpusMissing`` rule compares the two.
 """
 
 from __future__ import annotations
@@ -34,8 +35,22 @@ NODE_EXPORTER = "container-infra-node-exporter"
 PROMETHEUS = "container-infra-prometheus"
 # Where the role writes what Prometheus reads on its host (mounted read-only at /etc/prometheus).
 CONFIG_DIR = "/etc/container-infra/monitoring"
-# Where the GPU role (later) writes the node exporter's textfile metrics on every node.
+# The node exporter's textfile directory on every node (the GPU metrics are written there).
 TEXTFILE_DIR = "/var/lib/container-infra/node-exporter"
+GPU_METRICS = "container-infra-gpu-metrics"
+GPU_METRICS_FILE = "gpus.prom"
+GPUS_EXPECTED_FILE = "gpus-expected.prom"
+# The GPU metrics container's image under the site's registry: any image with a POSIX shell and awk does, since
+# nvidia-smi is the driver's, put into the container by the NVIDIA runtime (the GPU role's check image too).
+GPU_METRICS_IMAGE = "library/ubuntu:24.04"
+# What the GPU metrics container asks nvidia-smi, and the gauges it makes of the numeric fields.
+GPU_QUERY = ("index", "uuid", "name", "utilization.gpu", "memory.used", "memory.total", "temperature.gpu")
+GPU_GAUGES = {
+    "utilization.gpu": ("container_infra_gpu_utilization_percent", "GPU utilization, percent."),
+    "memory.used": ("container_infra_gpu_memory_used_bytes", "GPU memory in use, bytes."),
+    "memory.total": ("container_infra_gpu_memory_total_bytes", "GPU memory, bytes."),
+    "temperature.gpu": ("container_infra_gpu_temperature_celsius", "GPU temperature, degrees Celsius."),
+}
 
 # The images' repositories and tags under the site's registry or mirror (container_infra_image_registry), the
 # default of an image key the spec leaves out.
@@ -63,6 +78,11 @@ DEFAULTS: dict[str, Any] = {
     "retention": "15d",
     "remote_write": None,
     "namespace": "monitoring",
+    # GPU nodes (the inventory's gpu group): the textfile feeder; its image from GPU_METRICS_IMAGE under the
+    # registry when left out, needed only where a GPU node is (the role says so there).
+    "gpu_metrics": True,
+    "gpu_metrics_image": "",
+    "gpu_metrics_interval": "15s",
 }
 
 
@@ -124,6 +144,29 @@ def _image_errors(out: dict, registry: str) -> list[str]:
     return errors
 
 
+def _gpu_image_errors(out: dict, registry: str) -> list[str]:
+    """The GPU metrics image: checked when given, else completed from the registry when one is named (left ''
+    otherwise: ``gpu_metrics_image_problem`` speaks where a GPU node needs it)."""
+    value = out["gpu_metrics_image"]
+    if value in (None, ""):
+        out["gpu_metrics_image"] = (image_reference.under(registry, GPU_METRICS_IMAGE)
+                                    if registry and not image_reference.registry_error(registry) else "")
+        return []
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        return [f"monitoring.gpu_metrics_image {value!r} is not an image reference; give one such as "
+                "registry:5000/library/ubuntu:24.04."]
+    if not image_reference.names_registry(value):
+        return [image_reference.no_registry(value, "monitoring.gpu_metrics_image")]
+    return []
+
+
+def gpu_metrics_image_problem(config: dict) -> str:
+    """On a GPU node with GPU metrics on: the sentence when no image is named for them, else ''."""
+    if config.get("enabled") and config.get("gpu_metrics") and not config.get("gpu_metrics_image"):
+        return image_reference.registry_missing("monitoring.gpu_metrics_image")
+    return ""
+
+
 def settings(spec: dict | None, registry: str = "") -> dict:
     """The spec's ``monitoring`` key checked and completed with the defaults; MonitoringError on any problem.
 
@@ -138,11 +181,15 @@ def settings(spec: dict | None, registry: str = "") -> dict:
         errors.append(f"monitoring.orchestrator {out['orchestrator']!r} is not one of {', '.join(ORCHESTRATORS)}; "
                       "set one of them.")
     errors += _image_errors(out, str(registry or "").strip())
+    errors += _gpu_image_errors(out, str(registry or "").strip())
+    if not isinstance(out["gpu_metrics"], bool):
+        errors.append(f"monitoring.gpu_metrics {out['gpu_metrics']!r} is not a boolean; give true or false.")
     for key in ("node_exporter_port", "engine_metrics_port", "prometheus_port"):
         if not _port(out[key]):
             errors.append(f"monitoring.{key} {out[key]!r} is not a TCP port; give a number from 1 to 65535.")
     seconds = {}
-    for key in ("scrape_interval", "evaluation_interval", "node_down_for", "filesystem_full_for", "retention"):
+    for key in ("scrape_interval", "evaluation_interval", "node_down_for", "filesystem_full_for", "retention",
+                "gpu_metrics_interval"):
         seconds[key] = duration_seconds(out[key])
         if seconds[key] is None:
             errors.append(f"monitoring.{key} {out[key]!r} is not a Prometheus duration; give one such as 30s or 5m.")
@@ -435,6 +482,85 @@ def daemonset_manifest(config: dict) -> dict:
 ALL_ADDRESSES = "0.0.0.0"  # noqa: S104
 
 
+# The awk program of the GPU metrics loop: nvidia-smi's CSV (GPU_QUERY's order) in, the textfile format out.
+# Samples of one metric must be together, so the rows are kept and printed per metric at the end.
+GPU_AWK = r"""function esc(v) { gsub(/\\/, "\\\\", v); gsub(/"/, "\\\"", v); return v }
+{ n++; lab[n] = "gpu=\"" esc($1) "\",uuid=\"" esc($2) "\""; name[n] = esc($3)
+  for (f = 4; f <= NF; f++) if ($f ~ /^[0-9]+(\.[0-9]+)?$/) v[f, n] = $f
+}
+function gauge(metric, help, f, scale,   i) {
+  print "# HELP " metric " " help; print "# TYPE " metric " gauge"
+  for (i = 1; i <= n; i++) if ((f, i) in v) printf "%s{%s} %.17g\n", metric, lab[i], v[f, i] * scale
+}
+END {
+  print "# HELP container_infra_gpu_smi_up Whether nvidia-smi answered (1) or failed (0)."
+  print "# TYPE container_infra_gpu_smi_up gauge"
+  print "container_infra_gpu_smi_up " up
+  print "# HELP container_infra_gpu_info One series per GPU the driver reports."
+  print "# TYPE container_infra_gpu_info gauge"
+  for (i = 1; i <= n; i++) print "container_infra_gpu_info{" lab[i] ",name=\"" name[i] "\"} 1"
+@GAUGES@}"""
+
+
+def gpu_metrics_script(interval_seconds: float, directory: str = "/textfile") -> str:
+    """The GPU metrics container's loop (POSIX sh and awk): every interval, nvidia-smi's answer as the textfile
+    collector's format, written whole (a temporary file renamed) so the exporter never reads half a file.
+
+    One ``container_infra_gpu_info`` series per GPU (gpu, uuid and name labels), a gauge per numeric field (a field
+    the GPU does not report, ``[N/A]``, is left out), and ``container_infra_gpu_smi_up`` 0 when nvidia-smi fails
+    (then no GPU series at all, so the GpusMissing alert fires where GPUs are expected). ``directory``: where the
+    textfile directory is in the container.
+    """
+    # memory.* come in MiB (nounits); the gauges are in bytes.
+    scale = {"memory.used": 1048576, "memory.total": 1048576}
+    gauges = "".join(f'  gauge("{metric}", "{help_text}", {GPU_QUERY.index(field) + 1}, {scale.get(field, 1)})\n'
+                     for field, (metric, help_text) in GPU_GAUGES.items())
+    program = GPU_AWK.replace("@GAUGES@", gauges)
+    seconds = max(1, round(interval_seconds))
+    return "\n".join([
+        "set -u",
+        f"out={directory}/{GPU_METRICS_FILE}",
+        "while :; do",
+        f"  if nvidia-smi --query-gpu={','.join(GPU_QUERY)} --format=csv,noheader,nounits > /tmp/gpus.csv; then",
+        "    up=1",
+        "  else",
+        "    up=0; : > /tmp/gpus.csv",
+        "  fi",
+        "  awk -F ', ' -v up=\"$up\" '" + program.replace("'", "'\\''") + "' /tmp/gpus.csv > \"$out.tmp\" &&",
+        "    mv \"$out.tmp\" \"$out\"",
+        f"  sleep {seconds}",
+        "done",
+    ])
+
+
+def gpu_metrics_run(config: dict) -> dict:
+    """The GPU metrics feeder as a plain container on a GPU node: {name, kind, argv, digest}.
+
+    A plain container, not a Swarm service, on a Swarm too: a service would have to reserve the GPUs as generic
+    resources to see them, taking them from users' tasks; the NVIDIA runtime with NVIDIA_VISIBLE_DEVICES=all shows
+    every GPU without reserving any. No network: it only reads the driver and writes a file.
+    """
+    argv = ["docker", "run", "--detach", "--name", GPU_METRICS, "--restart", "unless-stopped",
+            "--network", "none", "--runtime", "nvidia",
+            "--env", "NVIDIA_VISIBLE_DEVICES=all", "--env", "NVIDIA_DRIVER_CAPABILITIES=utility",
+            "--volume", f"{TEXTFILE_DIR}:/textfile",
+            "--entrypoint", "/bin/sh",
+            config["gpu_metrics_image"], "-c",
+            gpu_metrics_script(duration_seconds(config["gpu_metrics_interval"]) or 15)]
+    return {"name": GPU_METRICS, "kind": "container", **_labelled(argv)}
+
+
+def gpus_expected_text(count: Any) -> str:
+    """The textfile with the node's expected GPU count (its flavor's), or '' when the count is not known."""
+    if isinstance(count, str) and count.strip().isdigit():
+        count = int(count)
+    if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+        return ""
+    return ("# HELP container_infra_gpus_expected The GPUs the node's flavor has.\n"
+            "# TYPE container_infra_gpus_expected gauge\n"
+            f"container_infra_gpus_expected {count}\n")
+
+
 def engine_daemon_settings(config: dict, address: str = ALL_ADDRESSES) -> dict:
     """The daemon.json keys the engine's metrics endpoint needs (merged into the node's file key by key)."""
     if not config["engine_metrics"]:
@@ -460,6 +586,11 @@ def cluster_plan(config: dict, nodes: list[dict], storage: list[dict] | None, cl
     }
 
 
-def images(config: dict) -> list[str]:
-    """The images the settings deploy (those ``needed_images`` names), for the registry check."""
-    return sorted({config[key] for key in needed_images(config)})
+def images(config: dict, gpu_nodes: bool = False) -> list[str]:
+    """The images the settings deploy (those ``needed_images`` names, and the GPU metrics image where the cluster
+    has GPU nodes and it is named: without a name, the GPU nodes' own check says so), for the registry check."""
+    out = {config[key] for key in needed_images(config)}
+    if gpu_nodes and config["enabled"] and config["gpu_metrics"] and config["gpu_metrics_image"] \
+            and config["orchestrator"] != "kubernetes":
+        out.add(config["gpu_metrics_image"])
+    return sorted(out)

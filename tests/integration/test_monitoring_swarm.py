@@ -1,5 +1,6 @@
 """The monitoring role on a small Swarm of the sandbox: playbooks/monitoring.yml as an operator runs it, with the
-inventory a cluster's written one would be (two Docker-backed nodes, the first a manager), images from the
+inventory a cluster's written one would be (two Docker-backed nodes, the first a manager, the second a GPU node of
+bm.gpu.v100 with two emulated GPUs, which playbooks/gpu.yml equips as test_gpu_swarm.py does), images from the
 sandbox's registry (built from Debian's packages).
 
 Prometheus is asked through its HTTP API on the manager (over SSH to the node's floating IP, a loopback address
@@ -21,9 +22,11 @@ import yaml
 from ansible_runner import ansible_module
 from cluster_access import ssh, wait_server_status, wait_ssh
 from test_docker_nodes import boot, delete, with_floating_ip
+from test_gpu_swarm import Operator, assert_ok
 from test_storage import wait_for
 
 from container_infra import inventory
+from container_infra import monitoring as monitoring_module
 from container_infra.sandbox import images, registry
 from container_infra.sandbox.layout import STORAGE_NETWORK
 
@@ -37,9 +40,13 @@ def run(node, command: str, check: bool = True) -> subprocess.CompletedProcess:
     return ssh(node["address"], node["key"], command, check=check)
 
 
+GPUS = 2  # bm.gpu.v100's gpu:count
+
+
 def spec(**more) -> dict:
     return {"enabled": True, "node_exporter_image": f"{images.image_name('node-exporter')}:latest",
             "prometheus_image": f"{images.image_name('prometheus')}:latest",
+            "gpu_metrics_image": f"{images.image_name('base')}:latest", "gpu_metrics_interval": "5s",
             "scrape_interval": "5s", "evaluation_interval": "5s", "node_down_for": "30s", **more}
 
 
@@ -56,12 +63,16 @@ class Monitoring:
             "ansible_ssh_common_args": "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no",
             "container_infra_cluster": CLUSTER, "container_infra_role": node["role"],
             "container_infra_nodegroup": f"default-{node['role']}",
+            "container_infra_gpu": node["gpu"],
+            # What the inventories write from the flavor's gpu:count.
+            **({"container_infra_gpu_count": GPUS} if node["gpu"] else {}),
         } for node in nodes}
         by_role = {role: {n: hosts[n] for n in hosts if hosts[n]["container_infra_role"] == role}
                    for role in ("master", "worker")}
         self.inventory = work / "hosts.yml"
         self.inventory.write_text(yaml.safe_dump({"all": {"children": {
             "masters": {"hosts": by_role["master"]}, "workers": {"hosts": by_role["worker"]},
+            "gpu": {"hosts": {n: {} for n in hosts if hosts[n]["container_infra_gpu"]}},
             inventory.cluster_group(CLUSTER): {"hosts": {n: {} for n in hosts}}}}}))
 
     def play(self, monitoring: dict):
@@ -109,7 +120,8 @@ def nodes(sandbox, osc, ssh_keypair):
     names = [f"mon-{RUN}-a", f"mon-{RUN}-b"]
     addresses = []
     try:
-        servers = boot(osc, names, key_name, properties={"sandbox_dockerd": "true"})
+        servers = boot(osc, names[:1], key_name, properties={"sandbox_dockerd": "true"})
+        servers |= boot(osc, names[1:], key_name, properties={"sandbox_dockerd": "true"}, flavor="bm.gpu.v100")
         # The storage network reaches the sandbox's registry (10.80.0.2).
         attached = ansible_module("os_server_interface", {
             "cloud": "sandbox", "servers": names, "interfaces": [{"network": STORAGE_NETWORK}], "poll_interval": 1})
@@ -120,7 +132,7 @@ def nodes(sandbox, osc, ssh_keypair):
             wait_ssh(address, key)
             port = attached["servers"][name][STORAGE_NETWORK]
             node = {"name": name, "address": address, "key": key, "role": "master" if index == 0 else "worker",
-                    "fixed": servers[name]["addresses"]["private"][0]}
+                    "gpu": index == 1, "fixed": servers[name]["addresses"]["private"][0]}
             run(node, f"dev=$(ip -o link | awk -F': ' '/{port['mac']}/ {{print $2}}' | cut -d@ -f1); "
                       f"sudo ip link set $dev up && sudo ip addr replace {port['ip']}/24 dev $dev")
             wait_for(lambda node=node: run(node, "docker info >/dev/null 2>&1", check=False).returncode == 0,
@@ -140,8 +152,15 @@ def nodes(sandbox, osc, ssh_keypair):
 
 @pytest.fixture(scope="module")
 def monitoring(nodes, sandbox, tmp_path_factory):
-    images.build(["prometheus", "node-exporter"], print, registry.ca_path(sandbox))
+    images.build(["prometheus", "node-exporter", "base"], print, registry.ca_path(sandbox))
     return Monitoring(tmp_path_factory.mktemp("monitoring"), nodes)
+
+
+@pytest.fixture(scope="module")
+def gpu_runtime(nodes, tmp_path_factory):
+    """The GPU node equipped by the GPU role (driver, toolkit, the engine's nvidia runtime), as site.yml does
+    before the monitoring."""
+    assert_ok(Operator(tmp_path_factory.mktemp("gpu"), nodes).play())
 
 
 def test_an_image_the_registry_lacks_is_one_sentence_and_nothing_is_deployed(monitoring, nodes):
@@ -156,7 +175,19 @@ def test_an_image_the_registry_lacks_is_one_sentence_and_nothing_is_deployed(mon
     assert run(manager, "docker ps -aq").stdout.strip() == ""
 
 
-def test_converge_every_exporter_and_engine_is_up_with_the_nodes_file_systems(monitoring, nodes):
+def test_a_gpu_node_without_the_nvidia_runtime_is_one_sentence(monitoring, nodes):
+    """Before the GPU role has run there: the GPU node stops at the runtime's check, the manager goes on."""
+    done = monitoring.play(spec())
+    assert done.returncode != 0
+    worker = nodes[1]["name"]
+    assert failures(done) == [
+        f"{worker} is a GPU node but its Docker engine has no nvidia runtime; run the GPU role there first "
+        "(playbooks/gpu.yml, or container_infra_gpu_enabled for the cluster), or set monitoring.gpu_metrics to "
+        "false."]
+    assert run(nodes[1], f"docker ps -aq --filter name={monitoring_module.GPU_METRICS}").stdout.strip() == ""
+
+
+def test_converge_every_exporter_and_engine_is_up_with_the_nodes_file_systems(monitoring, nodes, gpu_runtime):
     done = monitoring.play(spec())
     assert done.returncode == 0, failures(done)
     print(f"first run (2 nodes): {done.elapsed:.1f} s")
@@ -178,6 +209,35 @@ def test_converge_every_exporter_and_engine_is_up_with_the_nodes_file_systems(mo
         assert sizes[node["name"]] == int(statvfs.stdout), (node["name"], sizes)
 
 
+def node_gpus(node) -> dict[str, int]:
+    """UUID -> memory in MiB of the node's emulated GPUs (its hardware: the file the sandbox's driver reads)."""
+    rows = [line.split("\t") for line in run(node, "cat /etc/sandbox/gpus.tsv").stdout.splitlines()
+            if line and not line.startswith("#")]
+    return {row[1]: int(row[3]) for row in rows}
+
+
+def gpu_series(manager) -> dict[str, set[str]]:
+    """node -> the GPU UUIDs Prometheus has a container_infra_gpu_info series for."""
+    out: dict[str, set[str]] = {}
+    for sample in query(manager, "container_infra_gpu_info"):
+        out.setdefault(sample["metric"]["node"], set()).add(sample["metric"]["uuid"])
+    return out
+
+
+def test_a_gpu_node_has_one_series_per_gpu_and_its_flavors_count(monitoring, nodes):
+    manager, worker = nodes
+    gpus = node_gpus(worker)
+    assert len(gpus) == GPUS
+    wait_for(lambda: gpu_series(manager) == {worker["name"]: set(gpus)},
+             "one container_infra_gpu_info series per emulated GPU of the GPU node, none elsewhere", timeout=60)
+    expected = {s["metric"]["node"]: s["value"][1] for s in query(manager, "container_infra_gpus_expected")}
+    assert expected == {worker["name"]: str(GPUS)}
+    memory = {s["metric"]["uuid"]: int(s["value"][1])
+              for s in query(manager, f'container_infra_gpu_memory_total_bytes{{node="{worker["name"]}"}}')}
+    assert memory == {uuid: mib * 1048576 for uuid, mib in gpus.items()}
+    assert not firing(manager, "GpusMissing", worker["name"])
+
+
 def engine_state(node) -> str:
     """Every service's ID and version and every container's ID on the node: what a redeploy would change."""
     services = run(node, "docker service ls -q | xargs -r docker service inspect --format '{{.ID}} {{.Version.Index}}'",
@@ -197,6 +257,22 @@ def test_a_second_run_changes_nothing_and_redeploys_nothing(monitoring, nodes):
 def firing(manager, alert: str, node: str) -> bool:
     return any(s["metric"].get("node") == node
                for s in query(manager, f'ALERTS{{alertname="{alert}",alertstate="firing"}}'))
+
+
+def test_a_gpu_the_node_loses_fires_gpus_missing(monitoring, nodes):
+    """A GPU gone from the node (its line out of the emulated hardware's table; the metrics container made again,
+    as after a driver reload) fires GpusMissing within its for (30 s) and a few scrapes; back, it resolves."""
+    manager, worker = nodes
+    table = "/etc/sandbox/gpus.tsv"
+    run(worker, f"sudo cp {table} /tmp/gpus.tsv.all && grep -v '^1\t' /tmp/gpus.tsv.all | sudo tee {table} >/dev/null "
+                f"&& docker restart {monitoring_module.GPU_METRICS} >/dev/null")
+    try:
+        wait_for(lambda: len(gpu_series(manager).get(worker["name"], ())) == GPUS - 1, "one GPU series gone",
+                 timeout=60)
+        wait_for(lambda: firing(manager, "GpusMissing", worker["name"]), "GpusMissing firing", timeout=90)
+    finally:
+        run(worker, f"sudo cp /tmp/gpus.tsv.all {table} && docker restart {monitoring_module.GPU_METRICS} >/dev/null")
+    wait_for(lambda: not firing(manager, "GpusMissing", worker["name"]), "GpusMissing resolved", timeout=90)
 
 
 def test_a_stopped_node_fires_the_node_down_alert_and_its_start_resolves_it(monitoring, nodes, osc):

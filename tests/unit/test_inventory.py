@@ -215,6 +215,22 @@ def test_gpu_detection(specs, expected):
     assert inventory.has_gpu(specs) is expected
 
 
+@pytest.mark.parametrize("specs,count", [
+    ({"gpu:count": "4", "gpu:vendor": "nvidia"}, 4),
+    ({"gpu:count": "0"}, None),
+    ({"pci_passthrough:alias": "a100:2"}, 2),
+    ({"pci_passthrough:alias": "a100:2,t4:1"}, 3),
+    ({"pci_passthrough:alias": "a100"}, None),
+    # A resource class's amount is one per bare-metal node, not its GPUs.
+    ({"resources:CUSTOM_BAREMETAL_GPU_A100": "1"}, None),
+    ({"resources:VGPU": "1", "gpu:count": "2"}, 2),
+    ({}, None),
+    (None, None),
+])
+def test_gpu_count_is_what_the_flavor_says_or_none(specs, count):
+    assert inventory.gpu_count(specs) == count
+
+
 @pytest.mark.parametrize("image,override,user", [
     ({"os_admin_user": "core", "os_distro": "fedora-coreos"}, None, "core"),
     ({"os_distro": "fedora-atomic"}, None, "fedora"),
@@ -283,8 +299,10 @@ def test_groups_and_host_vars():
     assert list(hosts[gpu_node]) == [
         "ansible_host", "ansible_user", "container_infra_cluster", "container_infra_role",
         "container_infra_nodegroup", "container_infra_server_id", "container_infra_flavor", "container_infra_gpu",
-        "container_infra_networks", "ansible_ssh_common_args", "container_infra_jump_host"]
+        "container_infra_networks", "container_infra_gpu_count", "ansible_ssh_common_args", "container_infra_jump_host"]
     assert "container_infra_jump_host" not in hosts[master]
+    # The flavor's gpu:count; a node whose flavor says nothing of GPUs has no such variable.
+    assert hosts[gpu_node]["container_infra_gpu_count"] == 4 and "container_infra_gpu_count" not in hosts[w1]
     assert hosts[gpu_node]["container_infra_nodegroup"] == "gpu_a100"  # the real name, not the server name's
     assert hosts[gpu_node]["container_infra_gpu"] is True and hosts[w1]["container_infra_gpu"] is False
     assert hosts[master]["container_infra_role"] == "master" and hosts[w1]["container_infra_role"] == "worker"

@@ -44,9 +44,9 @@ def config(**spec) -> dict:
     return monitoring.settings({"enabled": True, **spec}, REGISTRY)
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess:
+def promtool(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
     assert PROMTOOL, "promtool is missing: run scripts/host-packages.sh (Debian's prometheus package ships it)"
-    return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=60, input=input)
 
 
 # --- settings: defaults and bad input ----------------------------------------------------------------------
@@ -372,6 +372,145 @@ def test_digests_change_with_the_definition_only():
 def test_engine_metrics_setting():
     assert monitoring.engine_daemon_settings(config()) == {"metrics-addr": "0.0.0.0:9323"}
     assert monitoring.engine_daemon_settings(config(engine_metrics=False)) == {}
+
+
+# --- GPU metrics: nvidia-smi into the textfile collector ---------------------------------------------------
+
+# What `nvidia-smi --query-gpu=<GPU_QUERY> --format=csv,noheader,nounits` prints for two GPUs, the second without
+# a temperature sensor (real drivers print [N/A] for a field the GPU does not report).
+SMI_CSV = ("0, GPU-1b7c4a0e-0000-4000-8000-000000000000, NVIDIA A100-SXM4-80GB, 37, 1024, 81920, 41\n"
+           "1, GPU-9e2f0c11-0000-4000-8000-000000000001, NVIDIA A100-SXM4-80GB, 0, 0, 81920, [N/A]\n")
+
+
+def run_gpu_metrics_once(tmp_path: Path, csv: str | None) -> str:
+    """The GPU metrics container's loop, once, with an nvidia-smi that prints ``csv`` for the loop's query (None:
+    that fails as a driver that lost its GPUs does); returns the file the loop wrote."""
+    bin_dir, textfile = tmp_path / "bin", tmp_path / "textfile"
+    bin_dir.mkdir()
+    textfile.mkdir()
+    answer = tmp_path / "smi.csv"
+    answer.write_text(csv or "")
+    query = f"--query-gpu={','.join(monitoring.GPU_QUERY)}"
+    body = (f'[ "$1" = {query} ] && [ "$2" = --format=csv,noheader,nounits ] || exit 9\ncat {answer}\n'
+            if csv is not None else 'echo "NVIDIA-SMI has failed" >&2; exit 9\n')
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\n" + body)
+    # The loop's sleep ends the shell: one pass.
+    (bin_dir / "sleep").write_text("#!/bin/sh\nkill $PPID\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    script = monitoring.gpu_metrics_script(15, str(textfile))
+    subprocess.run(["/bin/sh", "-c", script], env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, timeout=30,
+                   capture_output=True, check=False)
+    assert [path.name for path in textfile.iterdir()] == [monitoring.GPU_METRICS_FILE]
+    text = (textfile / monitoring.GPU_METRICS_FILE).read_text()
+    checked = promtool("check", "metrics", input=text)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    return text
+
+
+def _samples(text: str) -> dict[str, str]:
+    return dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def test_gpu_metrics_are_one_series_per_gpu_in_the_textfile_format(tmp_path):
+    text = run_gpu_metrics_once(tmp_path, SMI_CSV)
+    first = 'gpu="0",uuid="GPU-1b7c4a0e-0000-4000-8000-000000000000"'
+    second = 'gpu="1",uuid="GPU-9e2f0c11-0000-4000-8000-000000000001"'
+    assert _samples(text) == {
+        "container_infra_gpu_smi_up": "1",
+        f'container_infra_gpu_info{{{first},name="NVIDIA A100-SXM4-80GB"}}': "1",
+        f'container_infra_gpu_info{{{second},name="NVIDIA A100-SXM4-80GB"}}': "1",
+        f"container_infra_gpu_utilization_percent{{{first}}}": "37",
+        f"container_infra_gpu_utilization_percent{{{second}}}": "0",
+        f"container_infra_gpu_memory_used_bytes{{{first}}}": str(1024 * 1048576),
+        f"container_infra_gpu_memory_used_bytes{{{second}}}": "0",
+        f"container_infra_gpu_memory_total_bytes{{{first}}}": str(81920 * 1048576),
+        f"container_infra_gpu_memory_total_bytes{{{second}}}": str(81920 * 1048576),
+        # [N/A]: left out, not a made-up value.
+        f"container_infra_gpu_temperature_celsius{{{first}}}": "41",
+    }
+
+
+def test_a_failing_nvidia_smi_is_smi_up_0_and_no_gpu_series(tmp_path):
+    assert _samples(run_gpu_metrics_once(tmp_path, None)) == {"container_infra_gpu_smi_up": "0"}
+
+
+def test_the_node_exporter_reads_the_gpu_metrics_file(tmp_path):
+    """Debian's node exporter (run on 127.0.0.1 for a moment) over the written directory: every GPU series is
+    exposed and the textfile collector reports no scrape error."""
+    assert NODE_EXPORTER, "prometheus-node-exporter is missing: run scripts/host-packages.sh"
+    run_gpu_metrics_once(tmp_path, SMI_CSV)
+    (tmp_path / "textfile" / monitoring.GPUS_EXPECTED_FILE).write_text(monitoring.gpus_expected_text(2))
+    port = _free_port()
+    process = subprocess.Popen([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}",
+                                f"--collector.textfile.directory={tmp_path / 'textfile'}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+                    text = answer.read().decode()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "the node exporter did not answer within 30 s"
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    samples = _samples(text)
+    assert samples["node_textfile_scrape_error"] == "0"
+    assert len([name for name in samples if name.startswith("container_infra_gpu_info{")]) == 2
+    assert samples["container_infra_gpus_expected"] == "2"
+
+
+@pytest.mark.parametrize(("count", "text"), [
+    (2, "container_infra_gpus_expected 2"), ("4", "container_infra_gpus_expected 4"),
+    (0, ""), (None, ""), ("None", ""), (True, ""), ("two", "")])
+def test_the_expected_gpu_count_is_written_only_when_the_flavor_says(count, text):
+    written = monitoring.gpus_expected_text(count)
+    assert [line for line in written.splitlines() if not line.startswith("#")] == ([text] if text else [])
+
+
+def test_the_gpu_metrics_container_sees_every_gpu_through_the_runtime_and_no_network():
+    run = monitoring.gpu_metrics_run(config(gpu_metrics_image="r:5000/library/ubuntu:24.04"))
+    argv = run["argv"]
+    assert run["kind"] == "container" and run["name"] == monitoring.GPU_METRICS
+    assert _flag_values(argv, "--runtime") == ["nvidia"] and _flag_values(argv, "--network") == ["none"]
+    assert _flag_values(argv, "--env") == ["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=utility"]
+    assert _flag_values(argv, "--volume") == [f"{monitoring.TEXTFILE_DIR}:/textfile"]
+    assert _flag_values(argv, "--restart") == ["unless-stopped"]
+    assert argv[-3:-1] == ["r:5000/library/ubuntu:24.04", "-c"] and "sleep 15" in argv[-1]
+    slower = monitoring.gpu_metrics_run(config(gpu_metrics_image="r:5000/library/ubuntu:24.04",
+                                               gpu_metrics_interval="1m"))
+    assert "sleep 60" in slower["argv"][-1] and slower["digest"] != run["digest"]
+
+
+def test_the_gpu_metrics_image_comes_from_the_registry_and_is_needed_only_on_gpu_nodes():
+    assert config()["gpu_metrics_image"] == f"{REGISTRY}/library/ubuntu:24.04"
+    assert f"{REGISTRY}/library/ubuntu:24.04" in monitoring.images(config(), gpu_nodes=True)
+    assert f"{REGISTRY}/library/ubuntu:24.04" not in monitoring.images(config())
+    assert monitoring.images(config(gpu_metrics=False), gpu_nodes=True) == monitoring.images(config())
+    # No registry and no image: no error for the cluster, one sentence where a GPU node needs the image.
+    unnamed = monitoring.settings({"enabled": True, "node_exporter_image": "r:5000/ne:1",
+                                   "prometheus_image": "r:5000/p:1"})
+    assert unnamed["gpu_metrics_image"] == ""
+    assert monitoring.gpu_metrics_image_problem(unnamed) == SENTENCE.format("monitoring.gpu_metrics_image",
+                                                                            "a full image reference")
+    assert monitoring.gpu_metrics_image_problem(config()) == ""
+    assert monitoring.gpu_metrics_image_problem({**unnamed, "gpu_metrics": False}) == ""
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    ({"gpu_metrics": "yes"}, "monitoring.gpu_metrics 'yes' is not a boolean"),
+    ({"gpu_metrics_interval": "often"}, "monitoring.gpu_metrics_interval 'often' is not a Prometheus duration"),
+    ({"gpu_metrics_image": "ubuntu"}, "monitoring.gpu_metrics_image"),
+    ({"gpu_metrics_image": "r:5000/a b"}, "monitoring.gpu_metrics_image 'r:5000/a b' is not an image reference"),
+])
+def test_bad_gpu_metrics_settings_are_one_sentence_each(spec, words):
+    with pytest.raises(monitoring.MonitoringError) as error:
+        config(**spec)
+    assert words in str(error.value) and _one_sentence(str(error.value)), str(error.value)
 
 
 # --- the Kubernetes DaemonSet, checked offline ----------------------------------------------------------
