@@ -41,6 +41,10 @@ def run(node, command: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 GPUS = 2  # bm.gpu.v100's gpu:count
+# The cluster's storage spec as the storage role reads it: a share on the workers (the mount alert's rule).
+MOUNT = "/mnt/scratch"
+STORAGE = [{"name": "scratch", "kind": "cephfs", "path": MOUNT, "roles": ["worker"],
+            "cephfs": {"share": f"mon-{RUN}-share"}}]
 
 
 def spec(**more) -> dict:
@@ -77,7 +81,7 @@ class Monitoring:
 
     def play(self, monitoring: dict):
         variables = self.work / "vars.json"
-        variables.write_text(json.dumps({"container_infra_monitoring": monitoring}))
+        variables.write_text(json.dumps({"container_infra_monitoring": monitoring, "container_infra_storage": STORAGE}))
         started = time.monotonic()
         done = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(self.inventory), "-e", f"@{variables}",
                                str(REPO / "playbooks" / "monitoring.yml")],
@@ -114,36 +118,49 @@ def query(node, promql: str) -> list[dict]:
     return answer["data"]["result"]
 
 
+def bring_up(osc, key_name: str, key, wanted: list[tuple[str, str]], addresses: list[str]) -> list[dict]:
+    """Docker-backed nodes (name, flavor) with the storage network (it reaches the sandbox's registry, 10.80.0.2),
+    a floating IP each (appended to ``addresses`` for the clean-up) and a running engine."""
+    servers = {}
+    for name, flavor in wanted:
+        servers |= boot(osc, [name], key_name, properties={"sandbox_dockerd": "true"}, flavor=flavor)
+    names = [name for name, _ in wanted]
+    attached = ansible_module("os_server_interface", {
+        "cloud": "sandbox", "servers": names, "interfaces": [{"network": STORAGE_NETWORK}], "poll_interval": 1})
+    out = []
+    for name, flavor in wanted:
+        address = with_floating_ip(osc, name)
+        addresses.append(address)
+        wait_ssh(address, key)
+        port = attached["servers"][name][STORAGE_NETWORK]
+        node = {"name": name, "address": address, "key": key, "role": "worker", "gpu": flavor != "bm.standard",
+                "fixed": servers[name]["addresses"]["private"][0]}
+        run(node, f"dev=$(ip -o link | awk -F': ' '/{port['mac']}/ {{print $2}}' | cut -d@ -f1); "
+                  f"sudo ip link set $dev up && sudo ip addr replace {port['ip']}/24 dev $dev")
+        wait_for(lambda node=node: run(node, "docker info >/dev/null 2>&1", check=False).returncode == 0,
+                 "dockerd", timeout=60)
+        out.append(node)
+    return out
+
+
+def join(manager, worker) -> None:
+    token = run(manager, "docker swarm join-token -q worker").stdout.strip()
+    run(worker, f"docker swarm join --advertise-addr {worker['fixed']} --token {token} "
+                f"{manager['fixed']}:2377 >/dev/null")
+
+
 @pytest.fixture(scope="module")
 def nodes(sandbox, osc, ssh_keypair):
-    key_name, key = ssh_keypair
+    key_name, _ = ssh_keypair
     names = [f"mon-{RUN}-a", f"mon-{RUN}-b"]
-    addresses = []
+    addresses: list[str] = []
     try:
-        servers = boot(osc, names[:1], key_name, properties={"sandbox_dockerd": "true"})
-        servers |= boot(osc, names[1:], key_name, properties={"sandbox_dockerd": "true"}, flavor="bm.gpu.v100")
-        # The storage network reaches the sandbox's registry (10.80.0.2).
-        attached = ansible_module("os_server_interface", {
-            "cloud": "sandbox", "servers": names, "interfaces": [{"network": STORAGE_NETWORK}], "poll_interval": 1})
-        out = []
-        for index, name in enumerate(names):
-            address = with_floating_ip(osc, name)
-            addresses.append(address)
-            wait_ssh(address, key)
-            port = attached["servers"][name][STORAGE_NETWORK]
-            node = {"name": name, "address": address, "key": key, "role": "master" if index == 0 else "worker",
-                    "gpu": index == 1, "fixed": servers[name]["addresses"]["private"][0]}
-            run(node, f"dev=$(ip -o link | awk -F': ' '/{port['mac']}/ {{print $2}}' | cut -d@ -f1); "
-                      f"sudo ip link set $dev up && sudo ip addr replace {port['ip']}/24 dev $dev")
-            wait_for(lambda node=node: run(node, "docker info >/dev/null 2>&1", check=False).returncode == 0,
-                     "dockerd", timeout=60)
-            out.append(node)
-        manager, worker = out
+        manager, worker = bring_up(osc, key_name, ssh_keypair[1], [(names[0], "bm.standard"),
+                                                                   (names[1], "bm.gpu.v100")], addresses)
+        manager["role"] = "master"
         run(manager, f"docker swarm init --advertise-addr {manager['fixed']} >/dev/null")
-        token = run(manager, "docker swarm join-token -q worker").stdout.strip()
-        run(worker, f"docker swarm join --advertise-addr {worker['fixed']} --token {token} "
-                    f"{manager['fixed']}:2377 >/dev/null")
-        yield out
+        join(manager, worker)
+        yield [manager, worker]
     finally:
         delete(osc, *names)
         for address in addresses:
@@ -273,6 +290,61 @@ def test_a_gpu_the_node_loses_fires_gpus_missing(monitoring, nodes):
     finally:
         run(worker, f"sudo cp /tmp/gpus.tsv.all {table} && docker restart {monitoring_module.GPU_METRICS} >/dev/null")
     wait_for(lambda: not firing(manager, "GpusMissing", worker["name"]), "GpusMissing resolved", timeout=90)
+
+
+def test_a_share_unmounted_from_a_node_fires_the_mount_alert(monitoring, nodes):
+    """The rule watches the spec's mount point on the nodes the spec places it on. A tmpfs stands in for the share
+    here (the rule looks at the mount point whatever its file system; the CephFS mount itself is tested in
+    test_storage_roles.py). The spec's node_down_for (30 s) is the rule's for."""
+    manager, worker = nodes
+    run(worker, f"sudo mkdir -p {MOUNT} && sudo mount -t tmpfs -o size=1m share-stand-in {MOUNT}")
+    try:
+        wait_for(lambda: query(manager, f'node_filesystem_size_bytes{{node="{worker["name"]}",mountpoint="{MOUNT}"}}')
+                 and not firing(manager, "StorageMountMissing", worker["name"]),
+                 "the mount seen and no mount alert", timeout=90)
+    finally:
+        run(worker, f"sudo umount {MOUNT}")
+    unmounted = time.monotonic()
+    wait_for(lambda: firing(manager, "StorageMountMissing", worker["name"]), "StorageMountMissing firing",
+             timeout=120)
+    fired = time.monotonic() - unmounted
+    print(f"StorageMountMissing fired {fired:.0f} s after the unmount")
+    assert fired <= 30 + 2 * 5 + 5 + 20, fired
+    # Only where the spec places the share: the manager has no such mount and no alert.
+    assert not firing(manager, "StorageMountMissing", manager["name"])
+
+
+def prometheus_state(manager) -> str:
+    """What a change of Prometheus's configuration would change: its files' checksums and its container's ID."""
+    return run(manager, f"sudo sha256sum {monitoring_module.CONFIG_DIR}/* && "
+                        f"docker ps -q --no-trunc --filter name={monitoring_module.PROMETHEUS}").stdout
+
+
+def test_a_node_that_joins_is_a_target_and_one_that_leaves_is_not_with_no_change_to_prometheus(
+        monitoring, nodes, osc, ssh_keypair):
+    """Growing and shrinking the Swarm (as a resize does): the new node's exporter (the global service's task
+    there) is scraped with Prometheus's files and container untouched; after it leaves, it is no target."""
+    manager = nodes[0]
+    before = prometheus_state(manager)
+    name = f"mon-{RUN}-c"
+    addresses: list[str] = []
+    try:
+        (extra,) = bring_up(osc, ssh_keypair[0], ssh_keypair[1], [(name, "bm.standard")], addresses)
+        join(manager, extra)
+        wait_for(lambda: any(s["metric"].get("node") == name for s in query(manager, 'up{job="node"} == 1')),
+                 "the joined node's exporter up", timeout=120)
+        assert prometheus_state(manager) == before
+        run(extra, "docker swarm leave >/dev/null")
+        node_id = run(manager, f"docker node ls --filter name={name} -q").stdout.strip()
+        wait_for(lambda: run(manager, f"docker node rm {node_id} >/dev/null 2>&1", check=False).returncode == 0,
+                 "the node removed from the Swarm", timeout=60)
+        wait_for(lambda: not any(s["metric"].get("node") == name for s in query(manager, 'up{job="node"}')),
+                 "no target for the node that left", timeout=60)
+        assert prometheus_state(manager) == before
+    finally:
+        delete(osc, name)
+        for address in addresses:
+            osc.run("floating", "ip", "delete", address, check=False)
 
 
 def test_a_stopped_node_fires_the_node_down_alert_and_its_start_resolves_it(monitoring, nodes, osc):

@@ -215,7 +215,9 @@ def test_a_swarm_finds_its_targets_through_the_engine_socket():
     jobs = {j["job_name"]: j for j in monitoring.prometheus_config(config(), "swarm", "c1")["scrape_configs"]}
     assert set(jobs) == {"node", "docker-engine", "prometheus"}
     for name, port in (("node", 9100), ("docker-engine", 9323)):
-        assert jobs[name]["dockerswarm_sd_configs"] == [{"host": "unix:///var/run/docker.sock", "role": "nodes"}]
+        # Asked every scrape interval: a node that joins is scraped within one.
+        assert jobs[name]["dockerswarm_sd_configs"] == [{"host": "unix:///var/run/docker.sock", "role": "nodes",
+                                                         "refresh_interval": "15s"}]
         relabel = jobs[name]["relabel_configs"]
         assert {"source_labels": ["__meta_dockerswarm_node_address"], "target_label": "__address__",
                 "replacement": f"$1:{port}"} in relabel
