@@ -8,6 +8,8 @@ import subprocess
 
 from ansible_runner import BIN, REPO
 
+from container_infra.sandbox import images, registry
+
 
 def test_molecule_scenario_converges_idempotently_and_verifies(sandbox, tmp_path):
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", ANSIBLE_NOCOLOR="1",
@@ -25,7 +27,10 @@ def test_molecule_scenario_converges_idempotently_and_verifies(sandbox, tmp_path
 
 def test_molecule_storage_scenario_mounts_a_share_on_two_nodes_idempotently(sandbox, tmp_path):
     """molecule/storage: a CephFS share the toolkit makes through Manila, mounted on two nodes of a cluster whose
-    spec attaches the storage network; idempotence; a file written on one node read on the other."""
+    spec attaches the storage network, and the monitoring role on them (no orchestrator: plain containers);
+    idempotence; a file written on one node read on the other; Prometheus's `up` and the share's file system."""
+    # The monitoring images in the sandbox's registry (a no-op where they are there).
+    images.build(["prometheus", "node-exporter"], print, registry.ca_path(sandbox))
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", ANSIBLE_NOCOLOR="1",
                MOLECULE_NO_COLOR="1", NO_COLOR="1", SHELL=os.environ.get("SHELL", "/bin/bash"),
                XDG_CACHE_HOME=str(tmp_path / "cache"))
@@ -35,3 +40,4 @@ def test_molecule_storage_scenario_mounts_a_share_on_two_nodes_idempotently(sand
     assert done.returncode == 0, output[-8000:]
     assert "idempotence" in output.lower(), output[-3000:]
     assert "The share is the same file system on every node" in output, output[-3000:]
+    assert "Prometheus reports up == 1 for every node's exporter and engine" in output, output[-3000:]

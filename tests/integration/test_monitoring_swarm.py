@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -224,6 +225,37 @@ def test_converge_every_exporter_and_engine_is_up_with_the_nodes_file_systems(mo
         # As the exporter computes it: blocks times the block size.
         statvfs = run(node, "python3 -c 'import os; s = os.statvfs(chr(47)); print(s.f_blocks * s.f_bsize)'")
         assert sizes[node["name"]] == int(statvfs.stdout), (node["name"], sizes)
+
+
+UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3, "kB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
+
+
+def agents_memory(node) -> dict[str, int]:
+    """Bytes of memory each of the node's monitoring agents uses (docker stats; Prometheus is no agent)."""
+    stats = run(node, "docker stats --no-stream --format '{{.Name}} {{.MemUsage}}'").stdout
+    out = {}
+    for line in stats.splitlines():
+        name, usage = line.split(" ", 1)
+        if name.startswith("container-infra-") and not name.startswith(monitoring_module.PROMETHEUS):
+            number, unit = re.match(r"([\d.]+)\s*([A-Za-z]+)", usage.split("/")[0].strip()).groups()
+            out[name.split(".")[0]] = int(float(number) * UNITS[unit])
+    return out
+
+
+def test_the_agents_cost_under_100_mb_a_node_and_a_scrape_under_a_second(monitoring, nodes):
+    """The issue's cost bounds, measured and printed: every node's agents (the node exporter, and the GPU metrics
+    container on the GPU node) together under 100 MB of memory; each scrape of a node under 1 s."""
+    for node in nodes:
+        memory = agents_memory(node)
+        expected = {monitoring_module.NODE_EXPORTER} | ({monitoring_module.GPU_METRICS} if node["gpu"] else set())
+        assert set(memory) == expected, memory
+        total = sum(memory.values())
+        print(f"agents on {node['name']}: {total / 1024 ** 2:.1f} MiB ({memory})")
+        assert total < 100 * 1000 ** 2, memory
+    durations = {(s["metric"]["job"], s["metric"]["node"]): float(s["value"][1])
+                 for s in query(nodes[0], 'scrape_duration_seconds{job=~"node|docker-engine"}')}
+    print(f"scrape durations: {durations}")
+    assert len(durations) == 2 * len(nodes) and max(durations.values()) < 1, durations
 
 
 def node_gpus(node) -> dict[str, int]:
