@@ -3,9 +3,11 @@
 # playbooks/site.yml builds the clusters of inventories/sandbox/ (Kubernetes, Swarm from Magnum's
 # swarm-mode driver, Swarm without Magnum with a GPU nodegroup), attaches HTE/LLN and configures those
 # NICs, forms the Swarm, installs the GPU node's driver and runtime, writes each cluster's inventory
-# (clusters/<name>/); then every node answers `ansible -m ping` through the written inventories and
-# through the dynamic plugin, each Swarm lists its nodes, a user's GPU job runs on the GPU node, and a
-# summary says where everything is. Safe to run again: a second run changes nothing.
+# (clusters/<name>/), mounts the Swarm's CephFS share and deploys its monitoring; then every node answers
+# `ansible -m ping` through the written inventories and through the dynamic plugin, each Swarm lists its nodes,
+# a user's GPU job runs on the GPU node and writes into the share, and a
+# summary says where everything is, with each monitored cluster's Prometheus and every node's `up` there.
+# Safe to run again: a second run changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ANSIBLE_CONFIG=$PWD/ansible.cfg OS_CLOUD=sandbox SHELL=${SHELL:-/bin/bash}
@@ -16,10 +18,11 @@ SPEC=inventories/sandbox/localhost.yml
 CLUSTERS=$(python -c 'import yaml; print(" ".join(c["name"] for c in yaml.safe_load(open(
     "inventories/sandbox/group_vars/all/clusters.yml"))["container_infra_clusters"]))')
 
-# The registry's image the GPU role's check and the GPU job run (a no-op once it is there).
+# The registry's images: what the GPU role's check, the GPU job and the GPU metrics run, and the monitoring
+# agents and Prometheus (built from Debian's packages; a no-op once they are there).
 REGISTRY=10.80.0.2:5000
-say "The image the GPU check and job use, in the sandbox's registry"
-run container-infra sandbox images build base
+say "The images the GPU check and job and the monitoring use, in the sandbox's registry"
+run container-infra sandbox images build base node-exporter prometheus
 
 say "Clusters from their spec: ${CLUSTERS}"
 run ansible-playbook -i "$SPEC" playbooks/site.yml
@@ -50,19 +53,58 @@ for cluster in $CLUSTERS; do
 done
 
 # A user's job on the GPU nodegroup (container-infra job, through the Swarm's TLS API): three tasks of one GPU
-# each on a node of two, so two run at once and the third waits for a GPU; each task sees only its own.
-say "A GPU job on swarm-heat-sandbox: 3 tasks of 1 GPU on a node of 2"
+# each on a node of two, so two run at once and the third waits for a GPU; each task sees only its own, and
+# writes what it saw into the cluster's CephFS share, which the manager then reads.
+say "A GPU job on swarm-heat-sandbox: 3 tasks of 1 GPU on a node of 2, writing into the share"
 run container-infra job --cluster swarm-heat-sandbox submit --name gpu-demo \
     --image "${REGISTRY}/container-infra/base:latest" --registry-ca "/etc/docker/certs.d/${REGISTRY}/ca.crt" \
-    --tasks 3 --gpus-per-task 1 --wait -- sh -c 'nvidia-smi -L; sleep 5'
+    --tasks 3 --gpus-per-task 1 --mount /mnt/scratch --wait -- \
+    sh -c 'nvidia-smi -L | tee "/mnt/scratch/gpu-demo-$CONTAINER_INFRA_TASK_INDEX.txt"; sleep 5'
 run container-infra job --cluster swarm-heat-sandbox logs gpu-demo
+say "The share, read on the manager: what each task wrote on the GPU node"
+run ansible -i clusters/swarm-heat-sandbox/hosts.yml masters -m ansible.builtin.shell \
+    -a 'grep -H . /mnt/scratch/gpu-demo-*.txt'
 
 say "Summary"
 python - "$CLUSTERS" <<'PY'
+import json
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+
+# Run on the Prometheus host: an instant query of its API on the node's loopback.
+QUERY = ("import json,sys,urllib.parse,urllib.request;"
+         "q=urllib.parse.urlencode({'query':sys.argv[2]});"
+         "print(urllib.request.urlopen('http://127.0.0.1:'+sys.argv[1]+'/api/v1/query?'+q,timeout=10).read().decode())")
+
+
+def prometheus_summary(data: dict, hosts: dict) -> None:
+    """Where the cluster's Prometheus is, how to reach it from this machine, and every node's up there."""
+    settings = next((hv["container_infra_monitoring"] for hv in hosts.values()
+                     if hv.get("container_infra_monitoring")), {})
+    if not settings.get("enabled"):
+        return
+    masters = list((data["all"]["children"].get("masters") or {}).get("hosts") or {})
+    server = settings.get("prometheus_host") or masters[0]
+    hv, port = hosts[server], str(settings.get("prometheus_port", 9090))
+    login = ["-i", hv["ansible_ssh_private_key_file"], *shlex.split(hv.get("ansible_ssh_common_args", "")),
+             f"{hv['ansible_user']}@{hv['ansible_host']}"]
+    print(f"  Prometheus on {server}; from this machine: ssh -N -L 127.0.0.1:{port}:127.0.0.1:{port} "
+          f"{shlex.join(login)}  then http://127.0.0.1:{port}")
+    answer = subprocess.run(["ssh", "-o", "BatchMode=yes", *login, "python3", "-c", shlex.quote(QUERY), port,
+                             shlex.quote('up{job=~"node|docker-engine"}')], capture_output=True, text=True)
+    if answer.returncode != 0:
+        print(f"  (Prometheus did not answer: {answer.stderr.strip()[-200:]})")
+        return
+    up = {}
+    for sample in json.loads(answer.stdout)["data"]["result"]:
+        up.setdefault(sample["metric"].get("node", "?"), {})[sample["metric"]["job"]] = sample["value"][1]
+    for node, jobs in sorted(up.items()):
+        print(f"    up {node:44} node exporter {jobs.get('node', '-')}  engine {jobs.get('docker-engine', '-')}")
+
 
 for name in sys.argv[1].split():
     path = Path("clusters") / name / "hosts.yml"
@@ -76,6 +118,7 @@ for name in sys.argv[1].split():
         nets = ", ".join(f"{net} {e['ip']} (mtu {e['mtu']})" for net, e in sorted(hv["container_infra_networks"].items()))
         print(f"  {host:44} {hv['container_infra_role']:6} {hv['container_infra_nodegroup']:15} "
               f"{hv['ansible_user']}@{hv['ansible_host']}  {nets}")
+    prometheus_summary(data, hosts)
 PY
 cat <<'TXT'
 
