@@ -94,16 +94,21 @@ def prometheus_summary(data: dict, hosts: dict) -> None:
              f"{hv['ansible_user']}@{hv['ansible_host']}"]
     print(f"  Prometheus on {server}; from this machine: ssh -N -L 127.0.0.1:{port}:127.0.0.1:{port} "
           f"{shlex.join(login)}  then http://127.0.0.1:{port}")
-    answer = subprocess.run(["ssh", "-o", "BatchMode=yes", *login, "python3", "-c", shlex.quote(QUERY), port,
-                             shlex.quote('up{job=~"node|docker-engine"}')], capture_output=True, text=True)
-    if answer.returncode != 0:
-        print(f"  (Prometheus did not answer: {answer.stderr.strip()[-200:]})")
-        return
-    up = {}
-    for sample in json.loads(answer.stdout)["data"]["result"]:
-        up.setdefault(sample["metric"].get("node", "?"), {})[sample["metric"]["job"]] = sample["value"][1]
-    for node, jobs in sorted(up.items()):
-        print(f"    up {node:44} node exporter {jobs.get('node', '-')}  engine {jobs.get('docker-engine', '-')}")
+    seen = {}
+    for metric in ("up", "scrape_duration_seconds"):
+        answer = subprocess.run(["ssh", "-o", "BatchMode=yes", *login, "python3", "-c", shlex.quote(QUERY), port,
+                                 shlex.quote(f'{metric}{{job=~"node|docker-engine"}}')], capture_output=True, text=True)
+        if answer.returncode != 0:
+            print(f"  (Prometheus did not answer: {answer.stderr.strip()[-200:]})")
+            return
+        for sample in json.loads(answer.stdout)["data"]["result"]:
+            node, job = sample["metric"].get("node", "?"), sample["metric"]["job"]
+            seen.setdefault(node, {})[(metric, job)] = float(sample["value"][1])
+    for node, values in sorted(seen.items()):
+        line = "  ".join(f"{label} up {values.get(('up', job), float('nan')):.0f} "
+                         f"(scrape {values.get(('scrape_duration_seconds', job), float('nan')):.3f} s)"
+                         for label, job in (("node exporter", "node"), ("engine", "docker-engine")))
+        print(f"    {node:44} {line}")
 
 
 for name in sys.argv[1].split():
