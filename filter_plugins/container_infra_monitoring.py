@@ -48,6 +48,10 @@ def monitoring_server_files(config, mode, cluster, nodes, storage):
         if config["engine_metrics"]:
             files["targets-docker-engine.json"] = json.dumps(
                 monitoring.file_sd_targets(nodes, config["engine_metrics_port"]), indent=2) + "\n"
+        if monitoring.gpu_exporter_in_use(config):
+            files["targets-gpu.json"] = json.dumps(
+                monitoring.file_sd_targets([n for n in nodes if n.get("gpu")], config["gpu_exporter_port"]),
+                indent=2) + "\n"
     return files
 
 
@@ -68,6 +72,7 @@ class FilterModule:
             "container_infra_monitoring_secret": monitoring.remote_write_secret,
             "container_infra_monitoring_images": monitoring.images,
             "container_infra_monitoring_gpu_metrics": monitoring.gpu_metrics_run,
+            "container_infra_monitoring_gpu_exporter": monitoring.gpu_exporter_run,
             "container_infra_monitoring_gpus_expected": monitoring.gpus_expected_text,
             "container_infra_monitoring_gpu_image_problem": monitoring.gpu_metrics_image_problem,
         }

@@ -38,6 +38,10 @@ CONFIG_DIR = "/etc/container-infra/monitoring"
 # The node exporter's textfile directory on every node (the GPU metrics are written there).
 TEXTFILE_DIR = "/var/lib/container-infra/node-exporter"
 GPU_METRICS = "container-infra-gpu-metrics"
+GPU_EXPORTER = "container-infra-gpu-exporter"
+# The per-GPU series of NVIDIA's dcgm-exporter (labels gpu, UUID, modelName): the recording rule makes one
+# container_infra_gpu_info series of each, so GpusMissing reads either source the same way.
+DCGM_PER_GPU = "DCGM_FI_DEV_GPU_UTIL"
 GPU_METRICS_FILE = "gpus.prom"
 GPUS_EXPECTED_FILE = "gpus-expected.prom"
 # The GPU metrics container's image under the site's registry: any image with a POSIX shell and awk does, since
@@ -83,6 +87,10 @@ DEFAULTS: dict[str, Any] = {
     "gpu_metrics": True,
     "gpu_metrics_image": "",
     "gpu_metrics_interval": "15s",
+    # A GPU exporter the operator names (NVIDIA's dcgm-exporter, say) instead of the textfile feeder: its image
+    # and the port it listens on (host network); '' keeps the feeder.
+    "gpu_exporter_image": "",
+    "gpu_exporter_port": 9400,
 }
 
 
@@ -160,9 +168,27 @@ def _gpu_image_errors(out: dict, registry: str) -> list[str]:
     return []
 
 
+def _gpu_exporter_errors(out: dict) -> list[str]:
+    """The GPU exporter's image (none by default: no completion from the registry) and port."""
+    errors = []
+    value = out["gpu_exporter_image"]
+    if value in (None, ""):
+        out["gpu_exporter_image"] = ""
+    elif not isinstance(value, str) or any(c.isspace() for c in value):
+        errors.append(f"monitoring.gpu_exporter_image {value!r} is not an image reference; give one such as "
+                      "registry:5000/nvidia/dcgm-exporter:3.3.8-3.6.0-ubuntu22.04.")
+    elif not image_reference.names_registry(value):
+        errors.append(image_reference.no_registry(value, "monitoring.gpu_exporter_image"))
+    if not _port(out["gpu_exporter_port"]):
+        errors.append(f"monitoring.gpu_exporter_port {out['gpu_exporter_port']!r} is not a TCP port; give a number "
+                      "from 1 to 65535.")
+    return errors
+
+
 def gpu_metrics_image_problem(config: dict) -> str:
     """On a GPU node with GPU metrics on: the sentence when no image is named for them, else ''."""
-    if config.get("enabled") and config.get("gpu_metrics") and not config.get("gpu_metrics_image"):
+    if config.get("enabled") and config.get("gpu_metrics") and not config.get("gpu_exporter_image") \
+            and not config.get("gpu_metrics_image"):
         return image_reference.registry_missing("monitoring.gpu_metrics_image")
     return ""
 
@@ -182,6 +208,7 @@ def settings(spec: dict | None, registry: str = "") -> dict:
                       "set one of them.")
     errors += _image_errors(out, str(registry or "").strip())
     errors += _gpu_image_errors(out, str(registry or "").strip())
+    errors += _gpu_exporter_errors(out)
     if not isinstance(out["gpu_metrics"], bool):
         errors.append(f"monitoring.gpu_metrics {out['gpu_metrics']!r} is not a boolean; give true or false.")
     for key in ("node_exporter_port", "engine_metrics_port", "prometheus_port"):
@@ -250,17 +277,32 @@ def _file_job(name: str, file_name: str) -> dict:
             "file_sd_configs": [{"files": [f"/etc/prometheus/{file_name}"], "refresh_interval": "1m"}]}
 
 
+def gpu_exporter_in_use(config: dict) -> bool:
+    """Whether GPU nodes run the operator's GPU exporter (rather than the textfile feeder)."""
+    return bool(config["enabled"] and config["gpu_metrics"] and config["gpu_exporter_image"]
+                and config["orchestrator"] != "kubernetes")
+
+
 def prometheus_config(config: dict, mode: str, cluster: str) -> dict:
     """prometheus.yml: the node exporters and the engines, by Swarm discovery (mode swarm) or file_sd."""
     jobs = []
+    gpu_exporter = gpu_exporter_in_use(config)
     if mode == "swarm":
         jobs.append(_swarm_job("node", config["node_exporter_port"], config["scrape_interval"]))
         if config["engine_metrics"]:
             jobs.append(_swarm_job("docker-engine", config["engine_metrics_port"], config["scrape_interval"]))
+        if gpu_exporter:
+            job = _swarm_job("gpu", config["gpu_exporter_port"], config["scrape_interval"])
+            # The GPU role labels GPU nodes gpu=true: the others run no GPU exporter.
+            job["relabel_configs"].insert(0, {"source_labels": ["__meta_dockerswarm_node_label_gpu"],
+                                              "regex": "true", "action": "keep"})
+            jobs.append(job)
     else:
         jobs.append(_file_job("node", "targets-node.json"))
         if config["engine_metrics"]:
             jobs.append(_file_job("docker-engine", "targets-docker-engine.json"))
+        if gpu_exporter:
+            jobs.append(_file_job("gpu", "targets-gpu.json"))
     jobs.append({"job_name": "prometheus",
                  "static_configs": [{"targets": [f"localhost:{config['prometheus_port']}"]}]})
     # The cluster as a label of every series (external_labels reach only remote write, federation and alerts,
@@ -364,7 +406,12 @@ def alert_rules(config: dict, mounts: dict[str, list[str]] | None = None) -> dic
                  ' or on(node) (container_infra_gpus_expected * 0))'),
         "for": config["node_down_for"], "labels": {"severity": "critical"},
         "annotations": {"summary": "{{ $labels.node }} shows fewer GPUs than the {{ $value }} its flavor has."}})
-    return {"groups": [{"name": "container-infra", "rules": rules}]}
+    groups = [{"name": "container-infra", "rules": rules}]
+    if gpu_exporter_in_use(config):
+        groups.insert(0, {"name": "container-infra-gpu-exporter", "rules": [{
+            "record": "container_infra_gpu_info",
+            "expr": f'label_replace({DCGM_PER_GPU}{{job="gpu"}} * 0 + 1, "uuid", "$1", "UUID", "(.+)")'}]})
+    return {"groups": groups}
 
 
 # --- how the agents run --------------------------------------------------------------------------------
@@ -554,6 +601,17 @@ def gpu_metrics_run(config: dict) -> dict:
     return {"name": GPU_METRICS, "kind": "container", **_labelled(argv)}
 
 
+def gpu_exporter_run(config: dict) -> dict:
+    """The operator's GPU exporter as a plain container on a GPU node (every GPU through the NVIDIA runtime, the
+    node's network so its port is the node's; SYS_ADMIN as NVIDIA documents for dcgm-exporter's profiling
+    metrics): {name, kind, argv, digest}. Plain on a Swarm too, for the reason gpu_metrics_run gives."""
+    argv = ["docker", "run", "--detach", "--name", GPU_EXPORTER, "--restart", "unless-stopped",
+            "--network", "host", "--runtime", "nvidia", "--cap-add", "SYS_ADMIN",
+            "--env", "NVIDIA_VISIBLE_DEVICES=all", "--env", "NVIDIA_DRIVER_CAPABILITIES=utility,compute",
+            config["gpu_exporter_image"]]
+    return {"name": GPU_EXPORTER, "kind": "container", **_labelled(argv)}
+
+
 def gpus_expected_text(count: Any) -> str:
     """The textfile with the node's expected GPU count (its flavor's), or '' when the count is not known."""
     if isinstance(count, str) and count.strip().isdigit():
@@ -572,29 +630,13 @@ def engine_daemon_settings(config: dict, address: str = ALL_ADDRESSES) -> dict:
     return {"metrics-addr": f"{address}:{config['engine_metrics_port']}"}
 
 
-def cluster_plan(config: dict, nodes: list[dict], storage: list[dict] | None, cluster: str,
-                 server: str) -> dict:
-    """Everything the cluster's Prometheus host gets, from the settings and the inventory's nodes.
-
-    ``nodes``: name, address, role, nodegroup of every node of the cluster in the play; ``server`` the host
-    running Prometheus. The mode is decided per node from its engine, so here it is the server's.
-    """
-    return {
-        "server": server,
-        "mounts": storage_mounts(storage, nodes),
-        "file_sd": {
-            "targets-node.json": file_sd_targets(nodes, config["node_exporter_port"]),
-            "targets-docker-engine.json": (file_sd_targets(nodes, config["engine_metrics_port"])
-                                           if config["engine_metrics"] else []),
-        },
-    }
-
-
 def images(config: dict, gpu_nodes: bool = False) -> list[str]:
     """The images the settings deploy (those ``needed_images`` names, and the GPU metrics image where the cluster
     has GPU nodes and it is named: without a name, the GPU nodes' own check says so), for the registry check."""
     out = {config[key] for key in needed_images(config)}
-    if gpu_nodes and config["enabled"] and config["gpu_metrics"] and config["gpu_metrics_image"] \
+    if gpu_nodes and gpu_exporter_in_use(config):
+        out.add(config["gpu_exporter_image"])
+    elif gpu_nodes and config["enabled"] and config["gpu_metrics"] and config["gpu_metrics_image"] \
             and config["orchestrator"] != "kubernetes":
         out.add(config["gpu_metrics_image"])
     return sorted(out)

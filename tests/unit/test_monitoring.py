@@ -515,6 +515,101 @@ def test_bad_gpu_metrics_settings_are_one_sentence_each(spec, words):
     assert words in str(error.value) and _one_sentence(str(error.value)), str(error.value)
 
 
+# --- an operator's GPU exporter instead of the feeder (NVIDIA's dcgm-exporter; no such image here) ------------
+
+EXPORTER = "r:5000/nvidia/dcgm-exporter:3.3.8-3.6.0-ubuntu22.04"
+GPU_NODES = [{**node, "gpu": node["nodegroup"] == "gpu"} for node in NODES]
+
+
+def _server_files(cfg: dict, mode: str) -> dict[str, str]:
+    sys.path.insert(0, str(REPO / "filter_plugins"))
+    try:
+        from container_infra_monitoring import monitoring_server_files
+    finally:
+        sys.path.pop(0)
+    return monitoring_server_files(cfg, mode, "c1", GPU_NODES, STORAGE)
+
+
+@pytest.mark.parametrize("mode", ["swarm", "none"])
+def test_a_named_gpu_exporter_is_scraped_on_the_gpu_nodes_only_and_passes_promtool(tmp_path, mode):
+    cfg = config(gpu_exporter_image=EXPORTER)
+    files = _server_files(cfg, mode)
+    prometheus = yaml.safe_load(files.pop("prometheus.yml"))
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    if mode == "swarm":
+        # The GPU role's node label keeps the GPU nodes, before any other relabelling.
+        assert jobs["gpu"]["relabel_configs"][0] == {"source_labels": ["__meta_dockerswarm_node_label_gpu"],
+                                                     "regex": "true", "action": "keep"}
+        assert "targets-gpu.json" not in files
+    else:
+        assert jobs["gpu"]["file_sd_configs"][0]["files"] == ["/etc/prometheus/targets-gpu.json"]
+        assert json.loads(files["targets-gpu.json"]) == [{"targets": ["10.0.0.12:9400"],
+                                                          "labels": {"node": "swarm-gpu-0"}}]
+    result = _check_config(tmp_path, prometheus, files)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Without an exporter named, no such job and no such file.
+    plain = _server_files(config(), mode)
+    assert "gpu" not in {job["job_name"] for job in yaml.safe_load(plain["prometheus.yml"])["scrape_configs"]}
+    assert "targets-gpu.json" not in plain
+
+
+def test_the_exporters_gpus_count_for_gpus_missing(tmp_path):
+    """promtool test rules: the recording rule makes container_infra_gpu_info of dcgm-exporter's per-GPU series,
+    so a node whose exporter reports one GPU of two fires GpusMissing and one that reports both does not."""
+    rules = monitoring.alert_rules(config(gpu_exporter_image=EXPORTER, node_down_for="1m"))
+    assert [group["name"] for group in rules["groups"]] == ["container-infra-gpu-exporter", "container-infra"]
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
+    checked = promtool("check", "rules", str(tmp_path / "rules.yml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    def gpu(node, index):
+        return {"series": f'{monitoring.DCGM_PER_GPU}{{job="gpu",node="{node}",gpu="{index}",'
+                          f'UUID="GPU-{node}-{index}",modelName="NVIDIA A100-SXM4-80GB"}}', "values": "37x10"}
+
+    series = [
+        {"series": 'container_infra_gpus_expected{job="node",node="gpu-a"}', "values": "2x10"},
+        {"series": 'container_infra_gpus_expected{job="node",node="gpu-b"}', "values": "2x10"},
+        gpu("gpu-a", 0), gpu("gpu-a", 1), gpu("gpu-b", 0),
+    ]
+    test = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series,
+        "promql_expr_test": [{"expr": 'count by (node) (container_infra_gpu_info{uuid=~"GPU-.+"})', "eval_time": "1m",
+                              "exp_samples": [{"labels": '{node="gpu-a"}', "value": 2},
+                                              {"labels": '{node="gpu-b"}', "value": 1}]}],
+        "alert_rule_test": [{"eval_time": "3m", "alertname": "GpusMissing", "exp_alerts": [
+            {"exp_labels": {"severity": "critical", "node": "gpu-b"},
+             "exp_annotations": {"summary": "gpu-b shows fewer GPUs than the 2 its flavor has."}}]}],
+    }]}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test))
+    result = promtool("test", "rules", str(tmp_path / "test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_gpu_exporter_runs_on_the_nodes_network_with_every_gpu_and_replaces_the_feeders_image():
+    run = monitoring.gpu_exporter_run(config(gpu_exporter_image=EXPORTER))
+    argv = run["argv"]
+    assert run["name"] == monitoring.GPU_EXPORTER and argv[-1] == EXPORTER
+    assert _flag_values(argv, "--runtime") == ["nvidia"] and _flag_values(argv, "--network") == ["host"]
+    assert "NVIDIA_VISIBLE_DEVICES=all" in _flag_values(argv, "--env")
+    assert monitoring.images(config(gpu_exporter_image=EXPORTER), gpu_nodes=True) == sorted(
+        [*monitoring.images(config()), EXPORTER])
+    # The feeder's image is not needed then, even with no registry to complete it from.
+    no_registry = monitoring.settings({"enabled": True, "node_exporter_image": "r:5000/ne:1",
+                                       "prometheus_image": "r:5000/p:1", "gpu_exporter_image": EXPORTER})
+    assert monitoring.gpu_metrics_image_problem(no_registry) == ""
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    ({"gpu_exporter_image": "nvidia/dcgm-exporter:3.3.8"}, "monitoring.gpu_exporter_image"),
+    ({"gpu_exporter_image": "r:5000/a b"}, "monitoring.gpu_exporter_image 'r:5000/a b' is not an image reference"),
+    ({"gpu_exporter_port": 0}, "monitoring.gpu_exporter_port 0 is not a TCP port"),
+])
+def test_bad_gpu_exporter_settings_are_one_sentence_each(spec, words):
+    with pytest.raises(monitoring.MonitoringError) as error:
+        config(**spec)
+    assert words in str(error.value) and _one_sentence(str(error.value)), str(error.value)
+
+
 # --- the Kubernetes DaemonSet, checked offline ----------------------------------------------------------
 
 
