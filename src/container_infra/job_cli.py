@@ -20,7 +20,7 @@ import yaml
 from docker.errors import DockerException
 from kubernetes.client.exceptions import ApiException
 
-from container_infra import jobs
+from container_infra import inventory, jobs
 from container_infra.jobs_backend import JobsBackend
 from container_infra.jobs_kubernetes import KubernetesJobs, api_client
 from container_infra.jobs_swarm import SwarmError, SwarmJobs, connect
@@ -58,11 +58,26 @@ def _backend(ctx: click.Context) -> JobsBackend:
         raise click.ClickException(_explained(error)) from error
 
 
-def _load_storage(path: str | None, cluster: str | None) -> list[dict] | None:
-    """The storage spec: a list, a ``container_infra_storage`` mapping, or a clusters spec
-    (``container_infra_clusters``) from which the cluster's ``storage`` is taken."""
-    if not path:
+def _written_storage(cluster: str | None, clusters_dir: str) -> list[dict] | None:
+    """The storage spec the cluster role wrote into the cluster's inventory (``container_infra_storage``, the same on
+    every host), which is what the storage role mounted; None without such an inventory."""
+    if not cluster:
         return None
+    path = Path(clusters_dir) / cluster / "hosts.yml"
+    if not path.is_file():
+        return None
+    specs = [variables["container_infra_storage"]
+             for variables in inventory.hostvars_of(yaml.safe_load(path.read_text()) or {}).values()
+             if isinstance(variables.get("container_infra_storage"), list)]
+    return specs[0] if specs else None
+
+
+def _load_storage(path: str | None, cluster: str | None, clusters_dir: str = "clusters") -> list[dict] | None:
+    """The storage spec: a list, a ``container_infra_storage`` mapping, or a clusters spec
+    (``container_infra_clusters``) from which the cluster's ``storage`` is taken; without a file, the one in the
+    cluster's written inventory."""
+    if not path:
+        return _written_storage(cluster, clusters_dir)
     data = yaml.safe_load(Path(path).read_text())
     if isinstance(data, dict) and "container_infra_clusters" in data:
         found = [c for c in data["container_infra_clusters"] if c.get("name") == cluster]
@@ -181,7 +196,7 @@ def _spec(file: str | None, options: dict) -> dict:
 @click.option("--deadline", help="Seconds or a duration (90s, 30m, 2h); past it the job is cancelled.")
 @click.option("--storage", "storage_file", type=click.Path(exists=True, dir_okay=False),
               help="The cluster's storage spec, to check the mounts (a list, container_infra_storage or the clusters "
-                   "spec).")
+                   "spec); default: the one in the cluster's written inventory (<clusters dir>/<cluster>/hosts.yml).")
 @click.option("--registry-ca", type=click.Path(exists=True, dir_okay=False), help="The image registry's CA.")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the job, showing its progress.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -201,7 +216,8 @@ def submit(ctx, spec_file, name, image, tasks, max_concurrent, gpus_per_task, mo
     try:
         parsed = jobs.parse(spec)
         backend = _backend(ctx)
-        submitted = backend.submit(parsed, storage_spec=_load_storage(storage_file, ctx.obj["cluster"]),
+        submitted = backend.submit(parsed, storage_spec=_load_storage(storage_file, ctx.obj["cluster"],
+                                                                        ctx.obj["clusters_dir"]),
                                    cluster=ctx.obj["cluster"] or "", registry_ca=registry_ca)
     except jobs.JobError as error:
         raise click.ClickException("nothing submitted: " + str(error)) from error

@@ -64,6 +64,23 @@ def test_a_waited_job_prints_each_tasks_exit_code_log_and_failed_tail(backend, t
     assert "job sim: running" in result.stderr  # the progress while it waited
 
 
+def test_without_storage_the_clusters_written_inventory_says_what_the_nodes_mounted(backend, tmp_path):
+    """--cluster with no --storage: the storage spec the cluster role wrote into clusters/<cluster>/hosts.yml."""
+    written = tmp_path / "clusters" / "c1"
+    written.mkdir(parents=True)
+    spec = [{"name": "s", "kind": "cephfs", "path": "/mnt/s", "cephfs": {"share": "x"}}]
+    (written / "hosts.yml").write_text(json.dumps({"all": {"children": {"cluster_c1": {"hosts": {
+        "c1-manager-0": {"container_infra_storage": spec}, "c1-worker-0": {"container_infra_storage": spec}}}}}}))
+    result = CliRunner().invoke(main, ["job", "--cluster", "c1", "--clusters-dir", str(tmp_path / "clusters"),
+                                       "submit", "--name", "sim", "--image", "r/i:1", "--mount", "/mnt/s", "--",
+                                       "true"])
+    assert backend.checked[0]["storage_spec"] == spec, result.output
+    # No written inventory: no spec (the backend's check then asks for --storage where there are mounts).
+    CliRunner().invoke(main, ["job", "--cluster", "c2", "--clusters-dir", str(tmp_path / "clusters"), "submit",
+                              "--name", "sim", "--image", "r/i:1", "--", "true"])
+    assert backend.checked[1]["storage_spec"] is None
+
+
 def test_json_output_carries_the_counts_and_the_failed_tail(backend):
     result = CliRunner().invoke(main, ["job", "--cluster", "c1", "submit", "--name", "sim", "--image", "r/i:1",
                                        "--tasks", "2", "--json", "--", "false"])
