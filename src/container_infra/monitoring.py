@@ -12,7 +12,9 @@ compares instead of redeploying.
 GPU metrics come through the node exporter's textfile collector: on a GPU node a small container with the NVIDIA
 runtime and every GPU (``gpu_metrics_run``) asks ``nvidia-smi`` every ``gpu_metrics_interval`` and writes one
 series per GPU (``container_infra_gpu_info`` and gauges); the role writes ``container_infra_gpus_expected`` (the
-node's flavor's count) beside it, and the ``GpusMissing`` rule compares the two.
+node's flavor's count) beside it, and the ``GpusMissing`` rule compares the two. Where the operator names a GPU
+exporter (``gpu_exporter_run``, NVIDIA's dcgm-exporter), it runs instead, is scraped as the job ``gpu``, and a
+recording rule makes ``container_infra_gpu_info`` of its per-GPU series.
 """
 
 from __future__ import annotations
