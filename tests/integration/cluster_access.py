@@ -67,14 +67,23 @@ def cluster_status(cloud: str, cluster: str) -> str | None:
 
 
 def wait_status(osc, cluster: str, timeout: float = 300, phase: str = "") -> dict:
-    """Until the status is final (and of ``phase``, e.g. "UPDATE_", so that an update is not taken as done
-    before Magnum has started it), riding over Magnum's early 400s; then what `coe cluster show` says."""
+    """Until the status is final, riding over Magnum's early 400s; then what `coe cluster show` says (itself final).
+
+    With ``phase`` (e.g. "UPDATE_", after a resize) the change must have been seen under way (<phase>IN_PROGRESS)
+    first: Magnum's API takes a resize before its conductor starts it, so for a moment the cluster still shows the
+    last change's UPDATE_COMPLETE, which is not this change's end."""
     deadline = time.monotonic() + timeout
     delay = 1.0
+    under_way, first = not phase, None
     while True:
         status = cluster_status(osc.cloud, cluster)
-        if status and FINAL.search(status) and status.startswith(phase):
-            return yaml.safe_load(osc.run("coe", "cluster", "show", cluster, "-f", "yaml").stdout)
+        first = first or status
+        # Seen under way, or a status other than the one found first (a change that failed before any look).
+        under_way = under_way or status == f"{phase}IN_PROGRESS" or bool(status and first and status != first)
+        if under_way and status and FINAL.search(status) and status.startswith(phase):
+            shown = yaml.safe_load(osc.run("coe", "cluster", "show", cluster, "-f", "yaml").stdout)
+            if FINAL.search(shown["status"]) and shown["status"].startswith(phase):
+                return shown
         if time.monotonic() > deadline:
             raise AssertionError(f"cluster {cluster} still not final after {timeout} s: {status!r}")
         time.sleep(delay)
