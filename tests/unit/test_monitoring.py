@@ -443,23 +443,7 @@ def test_the_node_exporter_reads_the_gpu_metrics_file(tmp_path):
     assert NODE_EXPORTER, "prometheus-node-exporter is missing: run scripts/host-packages.sh"
     run_gpu_metrics_once(tmp_path, SMI_CSV)
     (tmp_path / "textfile" / monitoring.GPUS_EXPECTED_FILE).write_text(monitoring.gpus_expected_text(2))
-    port = _free_port()
-    process = subprocess.Popen([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}",
-                                f"--collector.textfile.directory={tmp_path / 'textfile'}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-                    text = answer.read().decode()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, "the node exporter did not answer within 30 s"
-                time.sleep(0.2)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    text = scrape_node_exporter(f"--collector.textfile.directory={tmp_path / 'textfile'}")
     samples = _samples(text)
     assert samples["node_textfile_scrape_error"] == "0"
     assert len([name for name in samples if name.startswith("container_infra_gpu_info{")]) == 2
@@ -646,26 +630,31 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def exporter_metrics() -> set[str]:
-    """The metric names Debian's node exporter exposes on this machine (run on 127.0.0.1 only)."""
+def scrape_node_exporter(*flags: str) -> str:
+    """One scrape of Debian's node exporter run with ``flags`` on 127.0.0.1 for a moment: its /metrics text."""
     assert NODE_EXPORTER, "prometheus-node-exporter is missing: run scripts/host-packages.sh"
     port = _free_port()
-    process = subprocess.Popen([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"],
+    process = subprocess.Popen([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}", *flags],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-                    text = answer.read().decode()
-                break
+                    return answer.read().decode()
             except (urllib.error.URLError, ConnectionError):
                 assert time.monotonic() < deadline, "the node exporter did not answer within 30 s"
                 time.sleep(0.2)
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def exporter_metrics() -> set[str]:
+    """The metric names Debian's node exporter exposes on this machine (run on 127.0.0.1 only)."""
+    assert NODE_EXPORTER, "prometheus-node-exporter is missing: run scripts/host-packages.sh"
+    text = scrape_node_exporter()
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
 
 
