@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from container_infra import beegfs, storage, storage_kubernetes
+from container_infra import beegfs, gluster, storage, storage_kubernetes
 
 
 def storage_plan(entries, cluster, role, nodegroup):
@@ -15,8 +15,8 @@ def storage_plan(entries, cluster, role, nodegroup):
         raise AnsibleFilterError(str(exc)) from None
 
 
-def storage_node_mounts(plan, manila, networks, host="", with_secrets=False):
-    return storage.node_mounts(plan, manila, networks, host, with_secrets)
+def storage_node_mounts(plan, manila, networks, host="", with_secrets=False, gluster_layout=None):
+    return storage.node_mounts(plan, manila, networks, host, with_secrets, gluster_layout)
 
 
 class FilterModule:
@@ -30,6 +30,11 @@ class FilterModule:
             "container_infra_storage_manila_facts": storage.manila_facts,
             "container_infra_storage_node_mounts": storage_node_mounts,
             "container_infra_storage_summary": storage.summary,
+            "container_infra_storage_gluster_serving": gluster.node_serving,
+            "container_infra_storage_gluster_layout": gluster.layout,
+            "container_infra_storage_gluster_bricks": gluster.node_bricks,
+            "container_infra_storage_glusterd": gluster.glusterd_workload,
+            "container_infra_storage_gluster_volumes": gluster.volume_calls,
             "container_infra_storage_kubernetes_clusters": storage_kubernetes.clusters,
             "container_infra_storage_kubernetes_objects": storage_kubernetes.objects,
             "container_infra_storage_kubernetes_render": storage_kubernetes.render,

@@ -441,7 +441,7 @@ def digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _labelled(argv: list[str], extra: Any = None) -> dict:
+def labelled(argv: list[str], extra: Any = None) -> dict:
     spec_digest = digest([argv, extra])
     return {"digest": spec_digest, "argv": [*argv[:3], "--label", f"{LABEL}={spec_digest}", *argv[3:]]}
 
@@ -467,7 +467,7 @@ def node_exporter_run(config: dict, mode: str) -> dict:
                 "--volume", "/proc:/host/proc:ro", "--volume", "/sys:/host/sys:ro",
                 "--volume", "/:/host:ro,rslave", image, *args]
         kind = "container"
-    return {"name": NODE_EXPORTER, "kind": kind, **_labelled(argv)}
+    return {"name": NODE_EXPORTER, "kind": kind, **labelled(argv)}
 
 
 def prometheus_run(config: dict, mode: str, files: dict[str, str], socket_gid: int | None = None) -> dict:
@@ -488,7 +488,7 @@ def prometheus_run(config: dict, mode: str, files: dict[str, str], socket_gid: i
     argv += [config["prometheus_image"], "--config.file=/etc/prometheus/prometheus.yml",
              "--storage.tsdb.path=/prometheus", f"--storage.tsdb.retention.time={config['retention']}",
              f"--web.listen-address=:{config['prometheus_port']}"]
-    return {"name": PROMETHEUS, "kind": "container", **_labelled(argv, files)}
+    return {"name": PROMETHEUS, "kind": "container", **labelled(argv, files)}
 
 
 def daemonset_manifest(config: dict) -> dict:
@@ -600,7 +600,7 @@ def gpu_metrics_run(config: dict) -> dict:
             "--entrypoint", "/bin/sh",
             config["gpu_metrics_image"], "-c",
             gpu_metrics_script(duration_seconds(config["gpu_metrics_interval"]) or 15)]
-    return {"name": GPU_METRICS, "kind": "container", **_labelled(argv)}
+    return {"name": GPU_METRICS, "kind": "container", **labelled(argv)}
 
 
 def gpu_exporter_run(config: dict) -> dict:
@@ -611,7 +611,7 @@ def gpu_exporter_run(config: dict) -> dict:
             "--network", "host", "--runtime", "nvidia", "--cap-add", "SYS_ADMIN",
             "--env", "NVIDIA_VISIBLE_DEVICES=all", "--env", "NVIDIA_DRIVER_CAPABILITIES=utility,compute",
             config["gpu_exporter_image"]]
-    return {"name": GPU_EXPORTER, "kind": "container", **_labelled(argv)}
+    return {"name": GPU_EXPORTER, "kind": "container", **labelled(argv)}
 
 
 def gpus_expected_text(count: Any) -> str:

@@ -16,6 +16,7 @@ import posixpath
 import re
 from typing import Any
 
+from container_infra import gluster as hyperconverged_gluster
 from container_infra import storage_kubernetes
 
 KINDS = ("cephfs", "gluster", "beegfs")
@@ -70,7 +71,7 @@ def check_spec(entries: list[dict] | None, cluster: str = "") -> list[str]:
             errors += _check_beegfs(entry, where)
         elif kind == "gluster":
             errors += _check_gluster(entry, where)
-    return errors
+    return errors + hyperconverged_gluster.check_cluster(entries or [])
 
 
 def _check_cephfs(entry: dict, where: str) -> list[str]:
@@ -114,9 +115,12 @@ def _check_gluster(entry: dict, where: str) -> list[str]:
     elif not GLUSTER_VOLUME.match(gluster["volume"]):
         errors.append(f"{where}: gluster.volume {gluster['volume']!r} is not a Gluster volume name; use letters, "
                       "digits, '_' and '-' only.")
-    if not gluster.get("servers"):
+    if gluster.get("hyperconverged") is not None:
+        errors += hyperconverged_gluster.check(entry, where)
+    elif not gluster.get("servers"):
         errors.append(f"{where}: gluster.servers is missing; list the volume's servers (the first serves the "
-                      "volume file, the others are its backups).")
+                      "volume file, the others are its backups), or give gluster.hyperconverged to have the "
+                      "cluster's nodes serve it.")
     elif len(set(gluster["servers"])) != len(gluster["servers"]):
         errors.append(f"{where}: gluster.servers lists a server twice; list each once.")
     if (gluster.get("transport") or "tcp") != "tcp":
@@ -151,6 +155,8 @@ def node_plan(entries: list[dict] | None, cluster: str, role: str, nodegroup: st
         if entry["kind"] == "cephfs":
             item["cephfs"] = dict(entry.get("cephfs") or {}, user=cephx_user(entry, cluster),
                                   client=(entry.get("cephfs") or {}).get("client") or "fuse")
+        elif hyperconverged_gluster.hyperconverged(entry):
+            item["serves"] = hyperconverged_gluster.serves(entry, role or "worker", nodegroup or "")
         out.append(item)
     return out
 
@@ -332,12 +338,20 @@ def cephfs_mount(entry: dict, share: dict, with_secret: bool = False) -> dict:
             "stale": [f"{CEPH_DIR}/*.client.{user}.keyring", f"{CEPH_DIR}/*.client.{user}.secret"]}
 
 
-def gluster_mount(entry: dict, networks: dict[str, dict], host: str) -> tuple[dict, str | None, str | None]:
-    """A client mount of an existing Gluster volume: the first server gives the volume file, the others are
-    its backups (``backup-volfile-servers``); the node must reach them through one of its networks."""
+def gluster_mount(entry: dict, networks: dict[str, dict], host: str,
+                  gluster_layout: dict | None = None) -> tuple[dict, str | None, str | None]:
+    """A client mount of a Gluster volume: the first server gives the volume file, the others are its backups
+    (``backup-volfile-servers``); the node must reach them through one of its networks. A hyperconverged
+    volume's servers are its serving nodes' addresses (``gluster_layout``, from container_infra.gluster.layout)."""
     gluster = entry["gluster"]
-    servers = gluster["servers"]
     where = f"storage[{entry['name']}] of cluster {entry['cluster']}"
+    if gluster.get("hyperconverged"):
+        servers = hyperconverged_gluster.mount_servers(gluster_layout or {}, entry)
+        if not servers:
+            return {}, None, (f"{where}: no serving node of the volume is known to this play; run the play on the "
+                              "cluster's serving nodes too (without --limit leaving them out).")
+    else:
+        servers = gluster["servers"]
     network = storage_network(servers, networks, gluster.get("network"))
     literal = any(_is_address(server) for server in servers)
     if network is None and (gluster.get("network") or literal):
@@ -373,7 +387,7 @@ def ceph_conf(monitors: list[str]) -> str:
 
 
 def node_mounts(plan: list[dict], manila: dict[str, dict] | None, networks: dict[str, dict] | None,
-                host: str = "", with_secrets: bool = False) -> dict[str, Any]:
+                host: str = "", with_secrets: bool = False, gluster_layout: dict | None = None) -> dict[str, Any]:
     """A node's mounts for ``container_infra_mount``, the networks its NICs must carry, and every problem
     (one sentence each). Without ``with_secrets`` keys are placeholders (for showing and checking)."""
     manila = manila or {}
@@ -386,7 +400,7 @@ def node_mounts(plan: list[dict], manila: dict[str, dict] | None, networks: dict
                            "files": _known_files(entry, manila)})
             continue
         if entry["kind"] == "gluster":
-            mount, network, error = gluster_mount(entry, networks, host)
+            mount, network, error = gluster_mount(entry, networks, host, gluster_layout)
             if error:
                 errors.append(error)
                 continue
