@@ -32,6 +32,7 @@ class FilterModule:
             "container_infra_storage_summary": storage.summary,
             "container_infra_storage_gluster_serving": gluster.node_serving,
             "container_infra_storage_gluster_layout": gluster.layout,
+            "container_infra_storage_gluster_outside": gluster.outside_hosts,
             "container_infra_storage_gluster_bricks": gluster.node_bricks,
             "container_infra_storage_glusterd": gluster.glusterd_workload,
             "container_infra_storage_gluster_volumes": gluster.volume_calls,

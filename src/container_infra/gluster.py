@@ -138,10 +138,26 @@ def node_serving(plan: list[dict], networks: dict[str, dict], host: str) -> list
     return out
 
 
-def layout(plans: list[list[dict]], serving: list[list[dict]]) -> dict[str, Any]:
+def outside_hosts(hostvars: Any, all_hosts: list[str], play_hosts: list[str]) -> list[dict]:
+    """The inventory's cluster nodes this play leaves out (``--limit``): their bricks are not leaving bricks."""
+    out = []
+    for host in all_hosts or []:
+        if host in (play_hosts or []):
+            continue
+        host_vars = hostvars[host]
+        cluster = host_vars.get("container_infra_cluster")
+        if cluster:
+            networks = host_vars.get("container_infra_networks") or {}
+            out.append({"host": host, "cluster": cluster,
+                        "addresses": {name: (port or {}).get("ip") for name, port in networks.items()}})
+    return out
+
+
+def layout(plans: list[list[dict]], serving: list[list[dict]], outside: list[dict] | None = None) -> dict[str, Any]:
     """Every hyperconverged volume of the play: {"volumes": {key: volume}, "errors": [...]}, from each host's plan
     and what each serving host offers. A volume: its name, state, servers (host, address, brick) in name order,
-    the first server (where the volume commands run), replica, arbiter, options, quota."""
+    the first server (where the volume commands run), replica, arbiter, options, quota, and the addresses of its
+    cluster's nodes the play leaves out (``outside``: their bricks stay as they are)."""
     entries: dict[str, dict] = {}
     for plan in plans:
         for entry in plan or []:
@@ -161,7 +177,10 @@ def layout(plans: list[list[dict]], serving: list[list[dict]]) -> dict[str, Any]
                   "replica": replica, "arbiter": arbiter, "options": {str(k): str(v) for k, v in
                                                                         (hc.get("options") or {}).items()},
                   "quota": {str(k): str(v) for k, v in (hc.get("quota") or {}).items()},
-                  "servers": [], "first": None, "image": hc.get("image"), "path": entry["path"]}
+                  "servers": [], "first": None, "image": hc.get("image"), "path": entry["path"],
+                  "outside": sorted(item["addresses"].get(entry["gluster"]["network"]) for item in outside or []
+                                    if item["cluster"] == entry["cluster"]
+                                    and item["addresses"].get(entry["gluster"]["network"]))}
         if entry["state"] == "absent":
             volume["servers"] = [{"host": s["host"], "address": s["address"], "brick": None} for s in servers]
             volume["first"] = servers[0]["host"] if servers else None
@@ -246,7 +265,7 @@ def volume_calls(layout_: dict, state: str = "present") -> list[dict]:
                     "peers": [s["address"] for s in volume["servers"] if s["address"]],
                     "self": next(s["address"] for s in volume["servers"] if s["host"] == volume["first"]),
                     "replica": volume["replica"], "arbiter": volume["arbiter"], "options": volume["options"],
-                    "quota": volume["quota"], "path": volume["path"]})
+                    "quota": volume["quota"], "path": volume["path"], "outside": volume["outside"]})
     return out
 
 

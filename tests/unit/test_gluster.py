@@ -141,6 +141,7 @@ class FakeGluster:
         self.usage: dict[str, tuple[bool, int, int]] = {}
         self.commands: list[str] = []
         self.running = True
+        self.refuse_probes = 0
 
     def __call__(self, argv: list[str]) -> tuple[int, str]:
         if argv[1] == "inspect":
@@ -164,6 +165,9 @@ class FakeGluster:
                         "</peerStatus>")
 
     def _peer_probe(self, args, xml):
+        if self.refuse_probes:
+            self.refuse_probes -= 1
+            return 1, "peer probe: failed: Probe returned with Transport endpoint is not connected"
         self.peers[args[0]] = True
         return 0, "peer probe: success"
 
@@ -269,6 +273,14 @@ def test_a_new_volume_probes_its_peers_creates_in_brick_order_sets_options_and_s
     assert converge(fake, spec(3, replica=3, arbiter=1, options={"cluster.nufa": "on"})) == []
 
 
+def test_a_peer_whose_glusterd_is_still_starting_is_probed_again():
+    fake = FakeGluster()
+    fake.refuse_probes = 2
+    sleeps = []
+    assert converge(fake, spec(2), sleeps=sleeps)[0] == "peer probe 10.20.0.12"
+    assert len(sleeps) == 2 and fake.peers == {"10.20.0.12": True}
+
+
 def test_check_mode_says_what_it_would_do_and_does_nothing():
     fake = FakeGluster()
     actions = converge(fake, spec(2), check_mode=True)
@@ -299,6 +311,35 @@ def test_a_leaving_node_has_its_data_moved_off_before_its_brick_goes():
     assert cli.actions == [f"volume remove-brick gv0 {brick(3)} start", f"volume remove-brick gv0 {brick(3)} commit",
                            "peer detach 10.20.0.13"]
     assert fake.volumes["gv0"]["bricks"] == [brick(1), brick(2)] and sleeps
+
+
+def test_with_shrinking_off_a_leaving_brick_is_refused_before_anything():
+    fake = FakeGluster()
+    converge(fake, spec(3))
+    before = list(fake.commands)
+    cli = volume_module.Gluster("glusterd", runner=fake)
+    with pytest.raises(volume_module.GlusterError, match=f"the bricks {brick(3)} would leave it, and shrinking"):
+        volume_module.converge(cli, spec(2), 30, sleep=lambda s: None, shrink=False)
+    assert fake.commands == before and fake.volumes["gv0"]["bricks"] == [brick(1), brick(2), brick(3)]
+
+
+def test_a_node_the_run_leaves_out_keeps_its_brick():
+    fake = FakeGluster()
+    converge(fake, spec(3))
+    limited = spec(2, outside=["10.20.0.13"])
+    assert converge(fake, limited) == [] and fake.volumes["gv0"]["bricks"] == [brick(1), brick(2), brick(3)]
+
+
+def test_the_nodes_a_limit_leaves_out_are_known_to_the_layout():
+    hostvars = {"a": {"container_infra_cluster": "c1", "container_infra_networks": lln("10.20.0.11")},
+                "b": {"container_infra_cluster": "c1", "container_infra_networks": lln("10.20.0.12")},
+                "x": {"container_infra_cluster": "c2", "container_infra_networks": lln("10.20.0.99")},
+                "localhost": {}}
+    outside = gluster.outside_hosts(hostvars, list(hostvars), ["a"])
+    plans, offers = plans_and_offers({"a": lln("10.20.0.11")}, entry())
+    [call] = gluster.volume_calls(gluster.layout(plans, offers, outside))
+    assert call["outside"] == ["10.20.0.12"] and call["bricks"] == [
+        "10.20.0.11:/var/lib/container-infra/gluster/gv0/brick"]
 
 
 def test_an_interrupted_shrink_is_picked_up_not_started_twice():
