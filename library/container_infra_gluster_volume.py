@@ -20,9 +20,10 @@ description:
     options that differ.
   - Bricks the volume lacks are added (a multiple of the replica count) and a rebalance is started.
   - Bricks the volume has and the list does not are removed only after their data moved to the others (Gluster's
-    C(remove-brick start), waited for, then C(commit)); a shrink that would lose data is refused in one sentence
-    (a leaving brick offline, leaving bricks that break a replica set, or more data than the others have room
-    for). A shrink interrupted while the data moved is picked up where it was.
+    C(remove-brick start), waited for, then C(commit)), then the volume is rebalanced (waited for); a shrink that
+    would lose data is refused in one sentence (a leaving brick offline, leaving bricks that break a replica set,
+    or more data than the others have room for). A shrink interrupted while the data moved is picked up where it
+    was; one interrupted after its commit gets its rebalance and peer detach on the next run.
   - O(step=quota) sets the directory quotas (after the volume is mounted, since the directories must exist).
   - With state absent, the volume is stopped and deleted (the bricks' files stay on the nodes).
   - Supports check mode.
@@ -54,11 +55,11 @@ options:
         elements: str
   shrink:
     description:
-      - Take the leaving bricks off (their data moved first). Off by default - the volume keeps every brick and a
-        run whose nodes leave it is refused in one sentence - because on the sandbox the files moved off a leaving
-        brick were not readable on every client within 60 s of the commit (seen, cause not found yet).
+      - Take the leaving bricks off (their data moved first, the volume rebalanced after the commit, so that every
+        file sits where the new layout hashes it). Off - the volume keeps every brick and a run whose nodes leave it
+        is refused in one sentence.
     type: bool
-    default: false
+    default: true
   step:
     description: C(volume) (peers, bricks, options) or C(quota).
     type: str
@@ -254,6 +255,47 @@ def remove_bricks(gluster: Gluster, name: str, leaving: list[str], timeout: floa
     wait_for(f"volume {name}: the data of {', '.join(leaving)} did not move to the other bricks", moved,
              timeout, sleep=sleep)
     gluster.change("volume", "remove-brick", name, *leaving, "commit")
+    rebalance_and_wait(gluster, name, timeout, sleep=sleep)
+
+
+def rebalance_and_wait(gluster: Gluster, name: str, timeout: float, sleep=time.sleep) -> None:
+    """After a shrink's commit: the move re-lays the directories over the bricks that stay without moving their
+    files to where the new layout hashes them, so clients that trust the layout (lookup-optimize, Gluster's
+    default) miss files. A rebalance, waited for, puts every file where its hash says."""
+    gluster.change("volume", "rebalance", name, "start")
+    if gluster.check_mode:
+        return
+
+    def rebalanced():
+        ok, root, error = gluster.xml("volume", "rebalance", name, "status")
+        if not ok:
+            raise GlusterError(f"gluster volume rebalance {name} status failed: {error}")
+        states = {(node.findtext("statusStr") or "").lower() for node in root.iter("node")}
+        if "failed" in states:
+            raise GlusterError(f"volume {name}: the rebalance after the shrink failed; see gluster volume rebalance "
+                               f"{name} status on the first server, then run again.")
+        return bool(states) and states <= {"completed"}
+
+    wait_for(f"volume {name}: the rebalance after the shrink did not finish", rebalanced, timeout, sleep=sleep)
+
+
+def unfinished_shrink(gluster: Gluster, volume: dict) -> list[str]:
+    """Peers a shrink cut off after its commit left behind: in the pool, serving no brick of any volume, and
+    neither a server of this volume nor a node the run left out. Their volume still needs its rebalance."""
+    ok, root, _ = gluster.xml("pool", "list")
+    if not ok:
+        return []
+    kept = set(volume["peers"]) | set(volume.get("outside") or []) | {"localhost", volume.get("self")}
+    ok, info, error = gluster.xml("volume", "info", "all")
+    if not ok:
+        raise GlusterError(f"gluster volume info all failed: {error}")
+    serving = {(b.findtext("name") or "").rsplit(":", 1)[0] for b in info.iter("brick")}
+    stale = []
+    for peer in root.iter("peer"):
+        names = {h.text or "" for h in peer.iter("hostname")} - {""}
+        if names and not names & (kept | serving):
+            stale.append(sorted(names)[0])
+    return sorted(stale)
 
 
 def probe(gluster: Gluster, address: str, timeout: float, sleep=time.sleep) -> None:
@@ -327,9 +369,12 @@ def converge(gluster: Gluster, volume: dict, timeout: float, sleep=time.sleep, s
             remove_bricks(gluster, name, leaving, timeout, sleep=sleep)
         if adding:
             gluster.change("volume", "rebalance", name, "start")
-        if leaving and not gluster.check_mode:
+        unfinished = [] if leaving or adding else unfinished_shrink(gluster, volume)
+        if unfinished:
+            rebalance_and_wait(gluster, name, timeout, sleep=sleep)
+        if (leaving or unfinished) and not gluster.check_mode:
             pool, kept = peers(gluster), set(volume["peers"])
-            for address in sorted({b.rsplit(":", 1)[0] for b in leaving} - kept):
+            for address in sorted(({b.rsplit(":", 1)[0] for b in leaving} | set(unfinished)) - kept):
                 if address in pool:
                     try:
                         gluster.change("peer", "detach", address)
@@ -381,7 +426,7 @@ def main():
             "container": {"type": "str", "default": "container-infra-glusterd"},
             "volume": {"type": "dict", "required": True},
             "step": {"type": "str", "default": "volume", "choices": ["volume", "quota"]},
-            "shrink": {"type": "bool", "default": False},
+            "shrink": {"type": "bool", "default": True},
             "timeout": {"type": "int", "default": 600},
         },
         supports_check_mode=True,

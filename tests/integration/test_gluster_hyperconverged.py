@@ -1,8 +1,8 @@
 """A hyperconverged Gluster volume on the sandbox's nodes: playbooks/storage.yml runs glusterd in a container on
 each serving node (the sandbox registry's image), makes the volume over the nodes' LLN addresses and mounts it on
 every node. Four Docker-backed nodes with an LLN port are booted once for the file; the first three serve the
-volume, the fourth joins later (its leaving is refused: shrinking is off by default). The tests run in order
-(one volume's life).
+volume, the fourth joins later and leaves again (refused while its brick is offline, then its data moved off).
+The tests run in order (one volume's life).
 """
 
 from __future__ import annotations
@@ -195,17 +195,42 @@ def test_a_node_that_joins_adds_its_brick_and_mounts_the_volume(play, nodes):
     assert changed_tasks(play(nodes, [hyperconverged()])) == []
 
 
-def test_a_node_that_leaves_is_refused_in_one_sentence_and_keeps_its_brick(play, nodes):
-    """Shrinking is off by default (container_infra_storage_gluster_shrink; see the role's README)."""
-    done = play(nodes[:3], [hyperconverged()], check=False)
-    assert done.returncode != 0
-    [message] = failures(done)
-    assert f"the bricks {brick_of(nodes[3])} would leave it, and shrinking a hyperconverged volume is off" in message
-    assert bricks(nodes[0]) == [brick_of(node) for node in nodes]
-    assert run(nodes[2], f"cat {MOUNT}/file-7").stdout.strip() == "7"
+def test_a_node_that_left_while_its_brick_is_offline_is_refused_and_nothing_changes(play, nodes):
+    """Its data cannot be moved off: the shrink is refused in one sentence, the volume keeps every brick."""
+    wait_for(lambda: "in progress" not in gluster(nodes[0], "volume", "rebalance", VOLUME, "status"),
+             "the rebalance", timeout=180)
+    run(nodes[3], f"sudo docker stop {GLUSTERD} >/dev/null")
+    try:
+        done = play(nodes[:3], [hyperconverged()], check=False)
+        assert done.returncode != 0
+        [message] = failures(done)
+        assert f"the leaving brick {brick_of(nodes[3])} is offline, so its data cannot be moved" in message, message
+        assert bricks(nodes[0]) == [brick_of(node) for node in nodes]
+    finally:
+        run(nodes[3], f"sudo docker start {GLUSTERD} >/dev/null")
+    wait_for(lambda: run(nodes[0], f"sudo docker exec {GLUSTERD} gluster pool list",
+                         check=False).stdout.count("Connected") == 4, "the fourth peer back in the pool", timeout=120)
+
+
+def test_a_node_that_leaves_has_its_data_moved_off_first(play, nodes):
+    three = nodes[:3]
+    held = run(nodes[3], f"sudo ls {BRICK_ROOT}/brick").stdout.split()
+    assert held, "the rebalance after the grow left no file on the fourth brick; the shrink would move nothing"
+    done = play(three, [hyperconverged()])
+    print(f"shrink by one node ({len(held)} files on its brick, data moved, rebalanced): {done.elapsed:.1f} s")
+    assert bricks(nodes[0]) == [brick_of(node) for node in three]
+    assert run(nodes[3], f"sudo ls {BRICK_ROOT}/brick").stdout.split() == []
+    assert nodes[3]["port"]["ip"] not in gluster(nodes[0], "pool", "list")
+    # Every file, moved or not, reads back on every node as soon as the run is over.
+    contents = f"for i in $(seq 0 19); do cat {MOUNT}/file-$i; done"
+    for node in three:
+        assert run(node, contents).stdout.split() == [str(i) for i in range(20)]
+        assert run(node, f"cat {MOUNT}/hello").stdout.strip() == "from-a"
+    assert changed_tasks(play(three, [hyperconverged()])) == []
 
 
 def test_a_directory_quota_is_set_once_through_the_mount(play, nodes):
+    nodes = nodes[:3]
     play(nodes, [hyperconverged(quota={"/projects": "10MB"})])
     listing = gluster(nodes[0], "volume", "quota", VOLUME, "list")
     assert "/projects" in listing and "10.0MB" in listing, listing
@@ -214,17 +239,19 @@ def test_a_directory_quota_is_set_once_through_the_mount(play, nodes):
 
 
 def test_bad_layouts_are_one_sentence_and_change_nothing(play, nodes):
+    nodes = nodes[:3]
     before = bricks(nodes[0])
-    done = play(nodes, [hyperconverged(replica=5)], check=False)
+    done = play(nodes, [hyperconverged(replica=4)], check=False)
     assert done.returncode != 0
     [message] = failures(done)
-    assert "replica 5 needs at least 5 serving nodes but 4 serve the volume" in message, message
-    done = play(nodes, [hyperconverged(replica=3)], check=False)
-    assert "4 serving nodes are not a multiple of replica 3" in " ".join(failures(done))
+    assert "replica 4 needs at least 4 serving nodes but 3 serve the volume" in message, message
+    done = play(nodes, [hyperconverged(replica=2)], check=False)
+    assert "3 serving nodes are not a multiple of replica 2" in " ".join(failures(done))
     assert bricks(nodes[0]) == before
 
 
 def test_absent_unmounts_everywhere_deletes_the_volume_and_stops_glusterd(play, nodes):
+    nodes = nodes[:3]
     play(nodes, [hyperconverged() | {"state": "absent"}])
     for node in nodes:
         assert f" {MOUNT} " not in run(node, "cat /proc/mounts").stdout

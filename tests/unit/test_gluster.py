@@ -142,6 +142,7 @@ class FakeGluster:
         self.commands: list[str] = []
         self.running = True
         self.refuse_probes = 0
+        self.rebalance: list[str] = []  # the next answers of rebalance status, then "completed"
 
     def __call__(self, argv: list[str]) -> tuple[int, str]:
         if argv[1] == "inspect":
@@ -176,6 +177,9 @@ class FakeGluster:
         return 0, "peer detach: success"
 
     def _volume_info(self, args, xml):
+        if args[0] == "all":
+            bricks = "".join(f"<brick><name>{b}</name></brick>" for v in self.volumes.values() for b in v["bricks"])
+            return self.out(f"<volInfo><volumes><volume><bricks>{bricks}</bricks></volume></volumes></volInfo>")
         volume = self.volumes.get(args[0])
         if volume is None:
             return self.out(ok=False, error=f"Volume {args[0]} does not exist")
@@ -212,6 +216,9 @@ class FakeGluster:
         return 0, "ok"
 
     def _volume_rebalance(self, args, xml):
+        if args[1] == "status":
+            state = self.rebalance.pop(0) if self.rebalance else "completed"
+            return self.out(f"<volRebalance><node><statusStr>{state}</statusStr></node></volRebalance>")
         return 0, "ok"
 
     def _volume_status(self, args, xml):
@@ -309,7 +316,7 @@ def test_a_leaving_node_has_its_data_moved_off_before_its_brick_goes():
     cli = volume_module.Gluster("glusterd", runner=fake)
     volume_module.converge(cli, spec(2), 30, sleep=finish)
     assert cli.actions == [f"volume remove-brick gv0 {brick(3)} start", f"volume remove-brick gv0 {brick(3)} commit",
-                           "peer detach 10.20.0.13"]
+                           "volume rebalance gv0 start", "peer detach 10.20.0.13"]
     assert fake.volumes["gv0"]["bricks"] == [brick(1), brick(2)] and sleeps
 
 
@@ -347,7 +354,38 @@ def test_an_interrupted_shrink_is_picked_up_not_started_twice():
     converge(fake, spec(3))
     fake.usage = {brick(i): (True, 10, 8) for i in (1, 2, 3)}
     fake.removing[brick(3)] = "completed"
-    assert converge(fake, spec(2)) == [f"volume remove-brick gv0 {brick(3)} commit", "peer detach 10.20.0.13"]
+    assert converge(fake, spec(2)) == [f"volume remove-brick gv0 {brick(3)} commit", "volume rebalance gv0 start",
+                                       "peer detach 10.20.0.13"]
+
+
+def test_a_shrink_cut_off_after_its_commit_gets_its_rebalance_and_detach_on_the_next_run():
+    fake = FakeGluster()
+    converge(fake, spec(3))
+    fake.volumes["gv0"]["bricks"].remove(brick(3))  # committed; the run ended before the rebalance
+    fake.rebalance = ["in progress", "in progress"]
+    sleeps = []
+    assert converge(fake, spec(2), sleeps=sleeps) == ["volume rebalance gv0 start", "peer detach 10.20.0.13"]
+    assert len(sleeps) == 2 and "10.20.0.13" not in fake.peers
+    assert converge(fake, spec(2)) == []
+
+
+def test_a_peer_serving_another_volume_is_no_unfinished_shrink():
+    fake = FakeGluster()
+    converge(fake, spec(3))
+    fake.volumes["gv1"] = {"status": "Started", "replica": 1, "bricks": ["10.20.0.14:/b"], "options": {}}
+    fake.peers["10.20.0.14"] = True
+    assert converge(fake, spec(3)) == []
+
+
+def test_a_failed_rebalance_after_a_shrink_is_one_sentence():
+    fake = FakeGluster()
+    converge(fake, spec(3))
+    fake.usage = {brick(i): (True, 10, 8) for i in (1, 2, 3)}
+    fake.removing[brick(3)] = "completed"
+    fake.rebalance = ["failed"]
+    with pytest.raises(volume_module.GlusterError, match="the rebalance after the shrink failed; see gluster volume "
+                                                         "rebalance gv0 status on the first server, then run again"):
+        converge(fake, spec(2))
 
 
 @pytest.mark.parametrize(("usage", "replica", "words"), [
