@@ -3,9 +3,11 @@
 # playbooks/site.yml builds the clusters of inventories/sandbox/ (Kubernetes, Swarm from Magnum's
 # swarm-mode driver, Swarm without Magnum with a GPU nodegroup), attaches HTE/LLN and configures those
 # NICs, forms the Swarm, installs the GPU node's driver and runtime, writes each cluster's inventory
-# (clusters/<name>/), mounts the Swarm's CephFS share and deploys its monitoring; then every node answers
+# (clusters/<name>/), mounts the Swarm's CephFS share and the Gluster volume its workers serve, and deploys its
+# monitoring; then every node answers
 # `ansible -m ping` through the written inventories and through the dynamic plugin, each Swarm lists its nodes,
-# a user's GPU job runs on the GPU node and writes into the share, and a
+# a user's GPU job runs on the GPU node and writes into the share, a file written on one worker's Gluster
+# mount is read on another and by a job, each file system's mount points are listed, and a
 # summary says where everything is, with each monitored cluster's Prometheus and every node's `up` there.
 # Safe to run again: a second run changes nothing.
 set -euo pipefail
@@ -21,8 +23,8 @@ CLUSTERS=$(python -c 'import yaml; print(" ".join(c["name"] for c in yaml.safe_l
 # The registry's images: what the GPU role's check, the GPU job and the GPU metrics run, and the monitoring
 # agents and Prometheus (built from Debian's packages; a no-op once they are there).
 REGISTRY=10.80.0.2:5000
-say "The images the GPU check and job and the monitoring use, in the sandbox's registry"
-run container-infra sandbox images build base node-exporter prometheus
+say "The images the GPU check and job, the monitoring and glusterd use, in the sandbox's registry"
+run container-infra sandbox images build base node-exporter prometheus glusterfs
 
 say "Clusters from their spec: ${CLUSTERS}"
 run ansible-playbook -i "$SPEC" playbooks/site.yml
@@ -65,6 +67,21 @@ say "The share, read on the manager: what each task wrote on the GPU node"
 run ansible -i clusters/swarm-heat-sandbox/hosts.yml masters -m ansible.builtin.shell \
     -a 'grep -H . /mnt/scratch/gpu-demo-*.txt'
 
+# The workers' own Gluster volume (hyperconverged, over LLN): written on one worker, read on another, and read
+# by a Swarm job placed on the workers, where the volume is mounted.
+say "The workers' Gluster volume on swarm-heat-sandbox: written on one worker, read on another and by a job"
+run ansible -i clusters/swarm-heat-sandbox/hosts.yml 'workers[0]' -m ansible.builtin.shell \
+    -a 'echo "written on $(hostname) at $(date -u +%FT%TZ)" > /mnt/shared/hello.txt'
+run ansible -i clusters/swarm-heat-sandbox/hosts.yml 'workers[1]' -m ansible.builtin.command -a 'cat /mnt/shared/hello.txt'
+run container-infra job --cluster swarm-heat-sandbox submit --name read-shared \
+    --image "${REGISTRY}/container-infra/base:latest" --registry-ca "/etc/docker/certs.d/${REGISTRY}/ca.crt" \
+    --tasks 1 --nodegroup default-worker --mount /mnt/shared:/shared:ro --wait -- cat /shared/hello.txt
+run container-infra job --cluster swarm-heat-sandbox logs read-shared
+
+say "Where each shared file system is mounted"
+run ansible -i clusters/swarm-heat-sandbox/hosts.yml 'masters:workers' -m ansible.builtin.command \
+    -a 'findmnt --noheadings --types fuse.ceph,ceph,fuse.glusterfs,beegfs --output TARGET,FSTYPE,SOURCE'
+
 say "Summary"
 python - "$CLUSTERS" <<'PY'
 import json
@@ -74,6 +91,8 @@ import sys
 from pathlib import Path
 
 import yaml
+
+from container_infra import storage
 
 # Run on the Prometheus host: an instant query of its API on the node's loopback.
 QUERY = ("import json,sys,urllib.parse,urllib.request;"
@@ -123,6 +142,12 @@ for name in sys.argv[1].split():
         nets = ", ".join(f"{net} {e['ip']} (mtu {e['mtu']})" for net, e in sorted(hv["container_infra_networks"].items()))
         print(f"  {host:44} {hv['container_infra_role']:6} {hv['container_infra_nodegroup']:15} "
               f"{hv['ansible_user']}@{hv['ansible_host']}  {nets}")
+        # The file systems the storage role places on the node (the spec in its inventory), and where.
+        plan = storage.node_plan(hv.get("container_infra_storage") or [], name, hv["container_infra_role"],
+                                 hv["container_infra_nodegroup"])
+        placed = ", ".join(f"{e['kind']} {e['name']} on {e['path']}" for e in plan if e["state"] == "present")
+        if placed:
+            print(f"  {'':44} file systems: {placed}")
     prometheus_summary(data, hosts)
 PY
 cat <<'TXT'
