@@ -198,16 +198,31 @@ def test_a_restarted_node_gets_its_mount_back_and_the_run_says_so(storage, nodes
 
 
 def test_the_keys_are_never_in_the_output_even_at_vvvv(storage, osc, nodes):
+    """The whole storage play at -vvvv: the share's cephx key, and a BeeGFS auth secret (the BeeGFS client's files
+    only, since the sandbox has no BeeGFS packages: container_infra_storage_beegfs_packages false)."""
     keys = [rule["Access Key"] for rule in osc.json("share", "access", "list", SHARE)]
     assert keys and all(keys)
-    done = storage.play([cephfs(SHARE, cephfs={"create": True, "size": 1, "share_type": "cephfs"})], "-vvvv",
+    canary = f"beegfs-canary-{uuid.uuid4().hex}"
+    auth_file = storage.work / "beegfs.auth"
+    auth_file.write_text(canary + "\n")
+    auth_file.chmod(0o600)
+    beegfs = {"name": "work", "kind": "beegfs", "path": "/mnt/beegfs",
+              "beegfs": {"version": "8", "mgmtd_host": "10.80.0.9", "auth_file": str(auth_file)}}
+    done = storage.play([cephfs(SHARE, cephfs={"create": True, "size": 1, "share_type": "cephfs"}), beegfs],
+                        "-vvvv", "-e", "container_infra_storage_beegfs_packages=false",
                         callback="ansible.builtin.default")
     assert done.returncode == 0, done.stdout[-3000:]
-    for key in keys:
+    for key in [*keys, canary]:
         assert key not in done.stdout and key not in done.stderr
-    # On the nodes: the key is in the keyring, and in no file that group or others may read.
+    # On the nodes: the key is in the keyring, and in no file that group or others may read; the BeeGFS secret
+    # in its 0400 file only.
     dirs = "/etc /root /home /tmp /var/tmp /var/log /run"
     for node in nodes:
+        assert run(node, "sudo stat -c '%a %U %G' /etc/beegfs/conn.auth").stdout.split() == ["400", "root", "root"]
+        assert run(node, "sudo cat /etc/beegfs/conn.auth").stdout.strip() == canary
+        readable = run(node, f"sudo find {dirs} -xdev -type f -perm /044 -size -2M "
+                             f"-exec grep -lF -- {canary} {{}} + 2>/dev/null", check=False)
+        assert readable.stdout.strip() == "", (node["name"], readable.stdout)
         for key in keys:
             assert run(node, f"sudo grep -rlF -- {key} /etc/ceph").stdout.strip(), node["name"]
             readable = run(node, f"sudo find {dirs} -xdev -type f -perm /044 -size -2M "

@@ -108,4 +108,6 @@ def test_the_roles_beegfs_tasks_in_check_mode_change_nothing(tmp_path):
         "/etc/beegfs/beegfs-client-work.conf", "/etc/beegfs/beegfs-client-work.interfaces",
         "/etc/beegfs/beegfs-client-work.rdma-interfaces", "/etc/beegfs/beegfs-mounts.conf"}
     assert tasks["container_infra_storage : BeeGFS authentication file (0400, root)"]["changed"]
+    directory = tasks["container_infra_storage : BeeGFS configuration directory"]
+    assert directory["changed"] and [r["item"] for r in directory["results"]] == ["/etc/beegfs"]
     assert not Path("/etc/beegfs/beegfs-client-work.conf").exists()
