@@ -40,6 +40,7 @@ def pytest_itemcollected(item):
 INTEGRATION_FILE_SECONDS = {
     "test_module_container_infra.py": 600,
     "test_jobs_swarm.py": 600,
+    "test_gluster_hyperconverged.py": 570,
     "test_molecule.py": 470,
     "test_storage_roles.py": 450,
     "test_magnum.py": 400,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 
@@ -144,6 +145,26 @@ def test_an_image_built_here_but_not_pushed_is_pushed_without_building(builder):
     assert "root" not in calls and not [c for c in calls if c[0] == "build"]
     assert ("push", images.image_tag("base", "bookworm")) in calls
     assert results[0].action == "pushed"
+
+
+def test_a_build_holds_the_machines_build_lock_so_a_second_caller_waits(builder, monkeypatch, tmp_path):
+    run, _calls, _state = builder
+    held = []
+
+    def build_one(name, *args):
+        with open(tmp_path / ".images-build.lock", "a") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held.append(name)
+            else:
+                fcntl.flock(other, fcntl.LOCK_UN)
+
+    monkeypatch.setattr(images, "_build_one", build_one)
+    run(["base"])
+    assert held == ["base"]
+    with open(tmp_path / ".images-build.lock", "a") as after:
+        fcntl.flock(after, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released once the build is over
 
 
 def test_force_builds_what_the_registry_has(builder):

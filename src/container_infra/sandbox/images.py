@@ -20,6 +20,7 @@ The recipes are a dict: later work (storage, monitoring, GPU roles) adds its own
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -288,6 +289,14 @@ def build(names: list[str] | tuple[str, ...], report: Report, ca_file: Path, reg
     Docker is made to trust it (``/etc/docker/certs.d/<registry>/ca.crt``) before pushing.
     """
     chosen = select(names)
+    # One build at a time on this machine (tests in parallel workers, an operator beside them): a second caller
+    # waits, then finds the first one's images in the registry instead of building them again.
+    with open(Path(ca_file).parent / ".images-build.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(chosen, report, ca_file, registry, force, trust_host)
+
+
+def _build_locked(chosen, report: Report, ca_file: Path, registry: str, force: bool, trust_host: bool) -> list[Result]:
     mirror = nodeimage.choose_mirror(nodeimage.mirrors_from_apt())
     client = sandbox_registry.Client(registry, ca_file)
     client.check()
