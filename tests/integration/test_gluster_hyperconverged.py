@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -210,6 +211,10 @@ def test_a_node_that_left_while_its_brick_is_offline_is_refused_and_nothing_chan
         run(nodes[3], f"sudo docker start {GLUSTERD} >/dev/null")
     wait_for(lambda: run(nodes[0], f"sudo docker exec {GLUSTERD} gluster pool list",
                          check=False).stdout.count("Connected") == 4, "the fourth peer back in the pool", timeout=120)
+    # glusterd starts the node's brick process only after it rejoined the pool (seconds later on a loaded machine).
+    status = f"sudo docker exec {GLUSTERD} gluster --mode=script volume status {VOLUME} {brick_of(nodes[3])} detail"
+    wait_for(lambda: re.search(r"Online\s*:\s*Y", run(nodes[0], status, check=False).stdout),
+             "the fourth brick online again", timeout=180)
 
 
 def test_a_node_that_leaves_has_its_data_moved_off_first(play, nodes):

@@ -435,6 +435,18 @@ def test_a_stack_already_being_deleted_is_not_deleted_again():
     assert heat.deleted == ["b", "c"]
 
 
+def test_a_delete_the_user_asks_again_gets_its_retries_again():
+    heat_driver._DELETE_RETRIES.clear()
+    heat_driver._DELETE_RETRIES["kube-ab12c"] = heat_driver.DELETE_RETRIES  # spent by the last delete
+    cluster = _cluster(status=S.DELETE_IN_PROGRESS)
+    heat = _Heat({"kube-ab12c": _stack(S.DELETE_FAILED, "The Stack (x) could not be found.")})
+    heat_driver._delete_stack(heat, "kube-ab12c")
+    assert heat.deleted == ["kube-ab12c"] and "kube-ab12c" not in heat_driver._DELETE_RETRIES
+    poller = heat_driver._StackPoller(heat, cluster, _template(), heat_driver.KUBERNETES)
+    assert poller.poll(_ng("default-worker", status=S.DELETE_IN_PROGRESS)).status == S.DELETE_IN_PROGRESS
+    assert heat.deleted == ["kube-ab12c"] * 2
+
+
 def test_a_second_cluster_delete_leaves_the_first_to_finish():
     from magnum.common import exception
 

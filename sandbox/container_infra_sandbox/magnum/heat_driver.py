@@ -393,8 +393,8 @@ def _stack_reason(stack):
 
 #: A Heat delete that failed on something already removed (a concurrent delete's doing).
 _GONE = re.compile(r"could not be found|not found", re.IGNORECASE)
-#: How many times a stack's delete is asked again after such a failure (the count lives as long as the
-#: conductor; a restart starts it again).
+#: How many times a stack's delete is asked again after such a failure, per delete the user asks (the count
+#: lives as long as the conductor; a restart or the user's next delete starts it again).
 DELETE_RETRIES = 3
 _DELETE_RETRIES = {}
 
@@ -412,6 +412,8 @@ def _delete_stack(hc, stack_id):
     if stack.stack_status in (S.DELETE_IN_PROGRESS, S.DELETE_COMPLETE):
         LOG.info("Stack %s is already %s", stack_id, stack.stack_status)
         return
+    # A delete the user asks again (the stack DELETE_FAILED) gets its own retries on what was already gone.
+    _DELETE_RETRIES.pop(stack_id, None)
     try:
         hc.stacks.delete(stack_id)
     except heat_exc.HTTPNotFound:
