@@ -89,6 +89,19 @@ def test_secrets_are_generated_once_and_private(layout):
     assert len(set(first.values())) == len(first)
 
 
+def test_keystone_bootstrap_takes_the_admin_password_from_its_environment_not_its_argv(layout, monkeypatch):
+    """A generated password may begin with "-" (keystone-manage's argparse took one for an option and `up`
+    failed), and an argv shows in `ps` and in a failure's message."""
+    calls = []
+    monkeypatch.setattr(bootstrap.subprocess, "run", lambda argv, **kw: calls.append((argv, kw.get("env") or {})))
+    (layout.etc / "keystone" / "fernet-keys" / "0").mkdir(parents=True)
+    (layout.etc / "keystone" / "credential-keys" / "0").mkdir(parents=True)
+    bootstrap._keystone_bootstrap(layout, SECRETS | {"admin": "-flcB2C5QT3cOZcvUCdObMSM"})
+    [(argv, env)] = calls
+    assert "bootstrap" in argv and not any("flcB2C5" in arg for arg in argv)
+    assert env["OS_BOOTSTRAP_PASSWORD"] == "-flcB2C5QT3cOZcvUCdObMSM"
+
+
 def test_clouds_yaml_keeps_other_clouds_and_is_private(tmp_path):
     path = tmp_path / "clouds.yaml"
     path.write_text(yaml.safe_dump({"clouds": {"production": {"auth": {"auth_url": "https://keystone.example"}}}}))

@@ -8,6 +8,7 @@ a new sandbox or after an upgrade of the constraints, not on every start.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets as pysecrets
 import socket
 import subprocess
@@ -264,10 +265,11 @@ def _keystone_bootstrap(layout: Layout, secrets: dict[str, str]) -> None:
                 capture_output=True,
             )
     keystone = APIS_BY_NAME["keystone"]
+    # The password goes in keystone-manage's environment, not its argv: a generated one may begin with "-" (argparse
+    # took "-flc..." for an option), and an argv shows in `ps` and in a failure's message.
     subprocess.run(
         [
             manage, "--config-file", conf, "bootstrap",
-            "--bootstrap-password", secrets["admin"],
             "--bootstrap-username", "admin",
             "--bootstrap-project-name", "admin",
             "--bootstrap-role-name", "admin",
@@ -279,6 +281,7 @@ def _keystone_bootstrap(layout: Layout, secrets: dict[str, str]) -> None:
         ],
         check=True,
         capture_output=True,
+        env=dict(os.environ, OS_BOOTSTRAP_PASSWORD=secrets["admin"]),
     )
 
 
