@@ -242,17 +242,10 @@ def remove_bricks(gluster: Gluster, name: str, leaving: list[str], timeout: floa
         gluster.actions.append(" ".join(["volume", "remove-brick", name, *leaving, "commit"]))
         return
 
-    def moved():
-        ok, root, error = gluster.xml("volume", "remove-brick", name, *leaving, "status")
-        if not ok:
-            raise GlusterError(f"gluster volume remove-brick {name} status failed: {error}")
-        states = {(node.findtext("statusStr") or "").lower() for node in root.iter("node")}
-        if "failed" in states:
-            raise GlusterError(f"volume {name}: moving the data off {', '.join(leaving)} failed; see "
-                               "gluster volume remove-brick ... status on the first server, then run again.")
-        return bool(states) and states <= {"completed"}
-
-    wait_for(f"volume {name}: the data of {', '.join(leaving)} did not move to the other bricks", moved,
+    wait_for(f"volume {name}: the data of {', '.join(leaving)} did not move to the other bricks",
+             lambda: completed(gluster, ("volume", "remove-brick", name, *leaving, "status"),
+                               f"volume {name}: moving the data off {', '.join(leaving)} failed; see gluster volume "
+                               "remove-brick ... status on the first server, then run again."),
              timeout, sleep=sleep)
     gluster.change("volume", "remove-brick", name, *leaving, "commit")
     rebalance_and_wait(gluster, name, timeout, sleep=sleep)
@@ -266,17 +259,23 @@ def rebalance_and_wait(gluster: Gluster, name: str, timeout: float, sleep=time.s
     if gluster.check_mode:
         return
 
-    def rebalanced():
-        ok, root, error = gluster.xml("volume", "rebalance", name, "status")
-        if not ok:
-            raise GlusterError(f"gluster volume rebalance {name} status failed: {error}")
-        states = {(node.findtext("statusStr") or "").lower() for node in root.iter("node")}
-        if "failed" in states:
-            raise GlusterError(f"volume {name}: the rebalance after the shrink failed; see gluster volume rebalance "
-                               f"{name} status on the first server, then run again.")
-        return bool(states) and states <= {"completed"}
+    wait_for(f"volume {name}: the rebalance after the shrink did not finish",
+             lambda: completed(gluster, ("volume", "rebalance", name, "status"),
+                               f"volume {name}: the rebalance after the shrink failed; see gluster volume rebalance "
+                               f"{name} status on the first server, then run again."),
+             timeout, sleep=sleep)
 
-    wait_for(f"volume {name}: the rebalance after the shrink did not finish", rebalanced, timeout, sleep=sleep)
+
+def completed(gluster: Gluster, status: tuple[str, ...], failed: str) -> bool:
+    """Whether a remove-brick or rebalance task is completed on every node (its ``status`` XML); ``failed`` is the
+    sentence when a node says it failed."""
+    ok, root, error = gluster.xml(*status)
+    if not ok:
+        raise GlusterError(f"gluster {' '.join(status)} failed: {error}")
+    states = {(node.findtext("statusStr") or "").lower() for node in root.iter("node")}
+    if "failed" in states:
+        raise GlusterError(failed)
+    return bool(states) and states <= {"completed"}
 
 
 def unfinished_shrink(gluster: Gluster, volume: dict) -> list[str]:
